@@ -1,0 +1,25 @@
+# The two commands (README): `make run` runs the default pipeline end to end, `make test` the test suite.
+# Both do their own setup: the project venv with torch 2.11.0 (libtorch for tch), then the build.
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+export LIBTORCH_USE_PYTORCH := 1
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: setup build run test bench fmt lint
+setup:
+	@bash scripts/setup-venv.sh
+
+build: setup
+	cargo build --release --bins
+
+run: build
+	./target/release/scan run
+
+test: setup
+	cargo build --release --bins
+	cargo test --release
+
+lint: setup
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings

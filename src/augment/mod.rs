@@ -1,0 +1,1 @@
+//! Batched, seeded image augmentations on the training device (spec sections 3 and 7).

@@ -1,0 +1,1 @@
+//! Stage `evaluate` (spec section 8).

@@ -1,0 +1,1 @@
+//! Parquet I/O of embeddings and neighbour indices.

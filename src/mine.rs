@@ -1,0 +1,1 @@
+//! Stage `mine`: k-NN mining of embeddings (spec section 4).

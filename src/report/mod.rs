@@ -1,0 +1,1 @@
+//! Pictures and the human-readable report (spec section 8-9).

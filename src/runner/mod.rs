@@ -1,0 +1,1 @@
+//! The make-like runner: pipeline.toml, stage keys, planning, execution, explain.

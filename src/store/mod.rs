@@ -1,0 +1,1 @@
+//! Content-addressed artifact store (blobs, action records, locks, export/import, verify, gc).

@@ -1,0 +1,1 @@
+//! Training stages: pretext, embed, scan clustering, self-labeling (spec sections 3-6).
