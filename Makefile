@@ -9,6 +9,7 @@ export PATH := $(VENV)/bin:$(PATH)
 .PHONY: setup build run test bench fmt lint
 setup:
 	@bash scripts/setup-venv.sh
+	@bash scripts/setup-data.sh
 
 build: setup
 	cargo build --release --bins

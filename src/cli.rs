@@ -1,40 +1,186 @@
-//! Command-line interface of the `scan` binary: parses arguments and dispatches to the library.
+//! Command-line interface of the `scan` binary: parses arguments and dispatches to the library
+//! (README "Commands"). Progress goes to stderr, results to stdout (`--json` where a machine reads it).
 //! Exit codes: 0 success, 1 a stage or command failed, 2 usage error / invalid pipeline.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::runner::{self, commands, Ctx, RunOptions, RunnerError};
+
 #[derive(Debug, Parser)]
-#[command(name = "scan", version, about = "SCAN image clustering as an incremental, content-addressed pipeline")]
+#[command(
+    name = "scan",
+    version,
+    about = "SCAN image clustering as an incremental, content-addressed pipeline"
+)]
 pub struct Cli {
     /// Artifact store directory (default: `artifacts/` in the workspace).
     #[arg(long, global = true, env = "SCAN_STORE")]
     pub store: Option<PathBuf>,
+    /// Pipeline file; its directory is the workspace.
+    #[arg(long, global = true, default_value = runner::PIPELINE_FILE)]
+    pub pipeline: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the stale stages among STAGE... (default: all) and what they need, in DAG order.
+    Run {
+        /// Target stages (default: every stage).
+        stages: Vec<String>,
+        /// Stages to run in parallel.
+        #[arg(long, short = 'j', default_value_t = 1)]
+        jobs: usize,
+        /// Print the plan (what would run and why) without running anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Override a param for this run: STAGE.PARAM[.SUB]=VALUE (VALUE parsed as TOML, else a string).
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        sets: Vec<String>,
+        /// Print per-stage outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// State of every stage (fresh, stale, pending) and the first reason.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Every reason STAGE is not up to date, compared with pipeline.lock.
+    Explain {
+        stage: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the store path of a stage output (STAGE.OUTPUT).
+    Show { output: String },
+    /// Delete store entries that neither pipeline.lock nor the last N runs reference.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+        /// Also keep what the last N runs used.
+        #[arg(long, default_value_t = 3)]
+        keep_runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob; quarantine corrupt ones (exit 1 if any).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the results of STAGE... (and everything upstream) into one portable file.
+    Export {
+        #[arg(required = true)]
+        stages: Vec<String>,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Import a file written by `scan export` (all hashes verified; all or nothing).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Report libtorch version, CUDA/cuDNN, torch threads and the artifact store.
     Doctor,
 }
 
+fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
+    let store = cli.store.as_deref();
+    let ctx = |sets: &[String]| Ctx::load(&cli.pipeline, store, sets);
+    match &cli.command {
+        Command::Run {
+            stages,
+            jobs,
+            dry_run,
+            sets,
+            json,
+        } => {
+            let ctx = ctx(sets)?;
+            let opts = RunOptions {
+                targets: stages.clone(),
+                jobs: *jobs,
+                dry_run: *dry_run,
+            };
+            let outcomes = runner::schedule::run(&ctx, &opts)?;
+            if *json {
+                let text = serde_json::to_string_pretty(&outcomes)
+                    .map_err(|e| RunnerError::Failed(e.to_string()))?;
+                println!("{text}");
+            } else if !dry_run {
+                for o in &outcomes {
+                    let key = o.key.as_deref().map(crate::store::short).unwrap_or("-");
+                    println!("{:<14} {:<8} {key}", o.stage, o.status);
+                }
+            }
+            let bad = outcomes
+                .iter()
+                .filter(|o| o.status == "failed" || o.status == "not run")
+                .count();
+            Ok(if bad > 0 { 1 } else { 0 })
+        }
+        Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),
+        Command::Explain { stage, json, sets } => commands::explain(&ctx(sets)?, stage, *json),
+        Command::Show { output } => commands::show(&ctx(&[])?, output),
+        Command::Gc {
+            dry_run,
+            keep_runs,
+            json,
+        } => commands::gc(&ctx(&[])?, *dry_run, *keep_runs, *json),
+        Command::Verify { json } => {
+            commands::verify(&runner::store_for(&cli.pipeline, store), *json)
+        }
+        Command::Export { stages, output } => commands::export(&ctx(&[])?, stages, output),
+        Command::Import { file, json } => {
+            commands::import(&runner::store_for(&cli.pipeline, store), file, *json)
+        }
+        Command::Doctor => {
+            let default_store = runner::store_for(&cli.pipeline, None);
+            exec_doctor(store.unwrap_or(default_store.root()))
+                .map_err(|err| RunnerError::Failed(format!("{err:#}")))
+        }
+    }
+}
+
+/// `scan doctor` runs the `scan-doctor` binary (next to `scan`, else on PATH) so that the `scan`
+/// runner itself never loads libtorch (≈0.5 s per start) — a no-op `scan run` stays fast.
+fn exec_doctor(store: &Path) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("scan-doctor")))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("scan-doctor"));
+    let status = std::process::Command::new(&exe)
+        .arg("--store")
+        .arg(store)
+        .status()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Doctor => crate::doctor::run(cli.store.as_deref()),
-    };
-    match result {
-        Ok(code) => code,
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("scan: error: {err}");
-            for cause in err.chain().skip(1) {
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
+                source = cause.source();
             }
-            ExitCode::from(1)
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -6,7 +6,6 @@
 
 pub mod stage;
 pub mod util;
-pub mod cli;
 pub mod doctor;
 pub mod store;
 pub mod runner;
@@ -20,4 +19,5 @@ pub mod evaluate;
 pub mod augment;
 pub mod nn;
 pub mod losses;
+#[cfg(feature = "wip-train")]
 pub mod train;

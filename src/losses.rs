@@ -87,7 +87,7 @@ pub fn selflabel_loss(weak_logits: &Tensor, strong_logits: &Tensor, threshold: f
     let target_masked = target.masked_select(&mask);
     let counts = target_masked.bincount::<Tensor>(None, c).to_kind(Kind::Float);
     let present = counts.gt(0.0);
-    let weight = Tensor::where_self(&present, &(n as f64 / counts.clamp_min(1.0)), &counts.ones_like());
+    let weight = (n as f64 / counts.clamp_min(1.0)).where_self(&present, &counts.ones_like());
     let idx = mask.nonzero().view([-1]);
     let input = strong_logits.index_select(0, &idx);
     let loss = input.cross_entropy_loss(&target_masked, Some(&weight), Reduction::Mean, -100, 0.0);

@@ -1,4 +1,4 @@
-//! Stage binary `scan-cluster`.
+//! Stage binary `scan-cluster` (see `scan::train::cluster`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-cluster", |_args| anyhow::bail!("stage `cluster` is not implemented yet"))
+    scan::stage::stage_main("scan-cluster", scan::train::stages::cluster_stage)
 }

@@ -1,4 +1,4 @@
-//! Stage binary `scan-embed`.
+//! Stage binary `scan-embed` (see `scan::train::embed`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-embed", |_args| anyhow::bail!("stage `embed` is not implemented yet"))
+    scan::stage::stage_main("scan-embed", scan::train::stages::embed_stage)
 }

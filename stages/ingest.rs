@@ -1,4 +1,4 @@
-//! Stage binary `scan-ingest`.
+//! Stage binary `scan-ingest`: raw dataset files in, one dataset artifact per split out (issue #4).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-ingest", |_args| anyhow::bail!("stage `ingest` is not implemented yet"))
+    scan::stage::stage_main("scan-ingest", scan::data::run_stage)
 }

@@ -1,4 +1,4 @@
-//! Stage binary `scan-mine`.
+//! Stage binary `scan-mine` (spec section 4; logic in `scan::mine`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-mine", |_args| anyhow::bail!("stage `mine` is not implemented yet"))
+    scan::stage::stage_main("scan-mine", |args| scan::mine::run_stage(args))
 }

@@ -1,4 +1,4 @@
-//! Stage binary `scan-pretext`.
+//! Stage binary `scan-pretext` (see `scan::train::pretext`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-pretext", |_args| anyhow::bail!("stage `pretext` is not implemented yet"))
+    scan::stage::stage_main("scan-pretext", scan::train::stages::pretext_stage)
 }

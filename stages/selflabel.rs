@@ -1,4 +1,4 @@
-//! Stage binary `scan-selflabel`.
+//! Stage binary `scan-selflabel` (see `scan::train::selflabel`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-selflabel", |_args| anyhow::bail!("stage `selflabel` is not implemented yet"))
+    scan::stage::stage_main("scan-selflabel", scan::train::stages::selflabel_stage)
 }

@@ -100,8 +100,12 @@ impl Dataset {
             )));
         }
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let images = st.tensor("images").map_err(|e| bad(format!("images: {e}")))?;
-        let labels = st.tensor("labels").map_err(|e| bad(format!("labels: {e}")))?;
+        let images = st
+            .tensor("images")
+            .map_err(|e| bad(format!("images: {e}")))?;
+        let labels = st
+            .tensor("labels")
+            .map_err(|e| bad(format!("labels: {e}")))?;
         if images.dtype() != Dtype::U8 || images.shape().len() != 4 {
             return Err(bad(format!(
                 "images must be uint8 [N,H,W,C], found {:?} {:?}",
@@ -173,8 +177,8 @@ impl Dataset {
             path: path.to_path_buf(),
             message,
         };
-        let images = TensorView::new(Dtype::U8, shape, &self.images)
-            .map_err(|e| invalid(e.to_string()))?;
+        let images =
+            TensorView::new(Dtype::U8, shape, &self.images).map_err(|e| invalid(e.to_string()))?;
         let labels = TensorView::new(Dtype::I64, vec![self.len()], &label_bytes)
             .map_err(|e| invalid(e.to_string()))?;
         let meta = serde_json::to_string(&self.meta).map_err(|e| invalid(e.to_string()))?;
@@ -195,7 +199,7 @@ mod tests {
 
     fn sample() -> Dataset {
         Dataset {
-            images: (0..2 * 3 * 2 * 1).map(|i| i as u8).collect(),
+            images: (0..2 * 3 * 2).map(|i| i as u8).collect(),
             labels: vec![0, -1],
             height: 3,
             width: 2,
@@ -225,6 +229,9 @@ mod tests {
         let mut d = sample();
         d.labels[1] = 2;
         let err = d.save(Path::new("x.safetensors")).unwrap_err().to_string();
-        assert!(err.contains("x.safetensors") && err.contains("label 2"), "{err}");
+        assert!(
+            err.contains("x.safetensors") && err.contains("label 2"),
+            "{err}"
+        );
     }
 }

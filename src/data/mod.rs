@@ -6,7 +6,24 @@
 //! - `labels`: int64 `[N]` (−1 where unknown),
 //! - `__metadata__`: a single key `scan` holding canonical JSON of [`DatasetMeta`] (one key, because
 //!   safetensors writers order several keys differently, which would break content addressing).
+//!
+//! The `ingest` stage ([`ingest`], issue #4) is the only code that knows the raw formats.
 
 mod artifact;
+pub mod cifar;
+mod error;
+pub mod folder;
+pub mod idx;
+pub mod ingest;
+mod norm;
+pub mod pickle;
+pub mod raw;
+pub mod sources;
+pub mod stl;
+pub mod subset;
 
-pub use artifact::{DataError, Dataset, DatasetMeta, SourceFile};
+pub use artifact::{DataError, Dataset, DatasetMeta, SourceFile, FORMAT_VERSION};
+pub use error::IngestError;
+pub use ingest::{ingest, load_split, run_stage, DatasetKind, IngestParams, Split};
+pub use norm::norm_stats;
+pub use subset::{SubsetMode, SubsetParams};

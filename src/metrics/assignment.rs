@@ -7,7 +7,11 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssignmentError {
     #[error("cost matrix has {len} entries, expected {rows}x{cols}")]
-    Shape { rows: usize, cols: usize, len: usize },
+    Shape {
+        rows: usize,
+        cols: usize,
+        len: usize,
+    },
     #[error("cost matrix entry ({row}, {col}) is {value}, not finite")]
     NotFinite { row: usize, col: usize, value: f64 },
 }
@@ -43,8 +47,10 @@ pub fn min_cost_assignment(
         let t: Vec<f64> = (0..cols)
             .flat_map(|j| (0..rows).map(move |i| cost[i * cols + j]))
             .collect();
-        let mut pairs: Vec<(usize, usize)> =
-            solve(&t, cols, rows).into_iter().map(|(j, i)| (i, j)).collect();
+        let mut pairs: Vec<(usize, usize)> = solve(&t, cols, rows)
+            .into_iter()
+            .map(|(j, i)| (i, j))
+            .collect();
         pairs.sort_unstable();
         Ok(pairs)
     }

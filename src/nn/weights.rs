@@ -172,3 +172,32 @@ pub fn load_model(path: &Path, device: Device) -> Result<(Model, WeightsMeta), N
     load_into(&mut model, path, LoadRule::All)?;
     Ok((model, meta))
 }
+
+/// Copy head `src_head` of a clustering weights file into head 0 of `model` (self-labeling starts
+/// from the selected SCAN head only, spec section 6).
+pub fn load_head(model: &mut Model, path: &Path, src_head: usize) -> Result<(), NnError> {
+    let bytes = fs_err::read(path).map_err(|e| werr(path, e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| werr(path, format!("not safetensors: {e}")))?;
+    let _guard = tch::no_grad_guard();
+    let mut vars = model.vs.variables();
+    for part in ["weight", "bias"] {
+        let name = format!("cluster_head.{src_head}.{part}");
+        let view = st
+            .tensor(&name)
+            .or_else(|_| st.tensor(&format!("module.{name}")))
+            .map_err(|_| werr(path, format!("`{name}` missing")))?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let var = vars
+            .get_mut(&format!("cluster_head.0.{part}"))
+            .ok_or_else(|| werr(path, "the model has no cluster head 0"))?;
+        if shape != var.size() {
+            return Err(werr(path, format!("`{name}` has shape {shape:?}, the model expects {:?}", var.size())));
+        }
+        if view.dtype() != Dtype::F32 {
+            return Err(werr(path, format!("`{name}` is {:?}, expected F32", view.dtype())));
+        }
+        let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?;
+        var.f_copy_(&t.to_device(var.device()))?;
+    }
+    Ok(())
+}

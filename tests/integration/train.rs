@@ -1,1 +1,128 @@
-//! Integration tests: train.
+//! Integration tests: the training losses against the reference implementation's loss code run by
+//! PyTorch (issue 5: SimCLR; issue 7: SCAN, class-balanced self-labeling).
+
+use crate::common::run_python;
+use scan::losses;
+use tch::{Device, Kind, Tensor};
+
+/// The reference losses (Unsupervised-Classification losses/losses.py), independently in PyTorch.
+const REFERENCE: &str = r#"
+import json, sys, torch, torch.nn as nn, torch.nn.functional as F
+EPS = 1e-8
+def entropy(x):
+    x_ = torch.clamp(x, min=EPS); b = x_ * torch.log(x_); return -b.sum()
+def simclr(features, temperature):  # features [b, 2, d]
+    b, n, dim = features.size()
+    mask = torch.eye(b, dtype=torch.float32)
+    contrast = torch.cat(torch.unbind(features, dim=1), dim=0)
+    anchor = features[:, 0]
+    dot = torch.matmul(anchor, contrast.T) / temperature
+    logits_max, _ = torch.max(dot, dim=1, keepdim=True)
+    logits = dot - logits_max.detach()
+    mask = mask.repeat(1, 2)
+    logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(b).view(-1, 1), 0)
+    mask = mask * logits_mask
+    exp_logits = torch.exp(logits) * logits_mask
+    log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
+    return -((mask * log_prob).sum(1) / mask.sum(1)).mean()
+def scan(anchors, neighbors, w):
+    b, n = anchors.size()
+    pa = F.softmax(anchors, 1); pn = F.softmax(neighbors, 1)
+    sim = torch.bmm(pa.view(b, 1, n), pn.view(b, n, 1)).squeeze()
+    cons = nn.BCELoss()(sim, torch.ones_like(sim))
+    ent = entropy(torch.mean(pa, 0))
+    return [(cons - w * ent).item(), cons.item(), ent.item()]
+def selflabel(weak, strong, thr):
+    p = F.softmax(weak, 1); mp, t = torch.max(p, 1); mask = mp > thr
+    tm = torch.masked_select(t, mask); n = tm.size(0)
+    idx, counts = torch.unique(tm, return_counts=True)
+    weight = torch.ones(weak.size(1)); weight[idx] = 1 / (counts.float() / n)
+    return F.cross_entropy(strong[mask], tm, weight=weight, reduction='mean').item()
+case = json.loads(sys.argv[1])
+out = {}
+z = torch.tensor(case["z"]); b = z.shape[0] // 2
+out["simclr"] = simclr(torch.stack([z[:b], z[b:]], 1), 0.1).item()
+out["scan"] = scan(torch.tensor(case["a"]), torch.tensor(case["n"]), 5.0)
+out["selflabel"] = selflabel(torch.tensor(case["weak"]), torch.tensor(case["strong"]), 0.9)
+print(json.dumps(out))
+"#;
+
+fn to_json(t: &Tensor) -> serde_json::Value {
+    let size = t.size();
+    let v = Vec::<f32>::try_from(&t.contiguous().view([-1])).expect("vec");
+    let rows: Vec<Vec<f32>> = v.chunks(size[1] as usize).map(<[f32]>::to_vec).collect();
+    serde_json::json!(rows)
+}
+
+#[test]
+fn issue5_issue7_losses_match_reference_pytorch_code() {
+    tch::manual_seed(11);
+    let opts = (Kind::Float, Device::Cpu);
+    let z = scan::nn::l2_normalize(&Tensor::randn([12, 8], opts));
+    let a = Tensor::randn([9, 5], opts) * 2.0;
+    let n = Tensor::randn([9, 5], opts) * 2.0;
+    // Weak logits with a few very confident rows of classes 0, 0, 0, 3 (imbalanced).
+    let weak = Tensor::randn([8, 4], opts);
+    let boost = Tensor::zeros([8, 4], opts);
+    for (row, class) in [(0, 0), (2, 0), (5, 0), (6, 3)] {
+        let _ = boost.get(row).get(class).fill_(20.0);
+    }
+    let weak = weak + boost;
+    let strong = Tensor::randn([8, 4], opts);
+    let case = serde_json::json!({"z": to_json(&z), "a": to_json(&a), "n": to_json(&n), "weak": to_json(&weak), "strong": to_json(&strong)});
+    let out: serde_json::Value = serde_json::from_str(run_python(REFERENCE, &[&case.to_string()]).trim()).expect("json");
+
+    let simclr = losses::simclr_loss(&z, 0.1).double_value(&[]);
+    assert!((simclr - out["simclr"].as_f64().unwrap()).abs() < 1e-5, "simclr {simclr} vs {}", out["simclr"]);
+    let s = losses::scan_loss(&a, &n, 5.0);
+    for (ours, i) in [(s.total.double_value(&[]), 0), (s.consistency.double_value(&[]), 1), (s.entropy.double_value(&[]), 2)] {
+        let theirs = out["scan"][i].as_f64().unwrap();
+        assert!((ours - theirs).abs() < 1e-5, "scan part {i}: {ours} vs {theirs}");
+    }
+    let (sl, k) = losses::selflabel_loss(&weak, &strong, 0.9).expect("confident rows exist");
+    assert_eq!(k, 4);
+    let theirs = out["selflabel"].as_f64().unwrap();
+    assert!((sl.double_value(&[]) - theirs).abs() < 1e-5, "selflabel {} vs {theirs}", sl.double_value(&[]));
+}
+
+#[test]
+fn issue7_class_balanced_identity() {
+    // Weighted CE with weights n/count_c equals the mean over present classes of each class's mean CE.
+    let opts = (Kind::Float, Device::Cpu);
+    tch::manual_seed(5);
+    let strong = Tensor::randn([6, 3], opts);
+    let weak = Tensor::zeros([6, 3], opts);
+    // targets 0,0,0,0,2,2 all confident; the per-class CE is computed by hand below.
+    for (row, class) in [(0, 0), (1, 0), (2, 0), (3, 0), (4, 2), (5, 2)] {
+        let _ = weak.get(row).get(class).fill_(30.0);
+    }
+    let (loss, k) = losses::selflabel_loss(&weak, &strong, 0.99).expect("confident");
+    assert_eq!(k, 6);
+    let logp = strong.log_softmax(1, Kind::Float);
+    let ce = |r: i64, c: i64| -logp.double_value(&[r, c]);
+    let class0 = (ce(0, 0) + ce(1, 0) + ce(2, 0) + ce(3, 0)) / 4.0;
+    let class2 = (ce(4, 2) + ce(5, 2)) / 2.0;
+    let expect = (class0 + class2) / 2.0;
+    assert!((loss.double_value(&[]) - expect).abs() < 1e-5, "{} vs {expect}", loss.double_value(&[]));
+}
+
+#[test]
+fn issue7_scan_loss_hand_computed_case() {
+    // Two samples, two clusters, λ = 2: p_a = softmax([0, ln 3]) = (1/4, 3/4), p_n = (1/2, 1/2) for
+    // sample 0; sample 1 has p_a = p_n = (1/2, 1/2).
+    let a = Tensor::from_slice(&[0.0f32, 3f32.ln(), 0.0, 0.0]).view([2, 2]);
+    let n = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 0.0]).view([2, 2]);
+    let l = losses::scan_loss(&a, &n, 2.0);
+    let consistency = -(0.5f64.ln() + 0.5f64.ln()) / 2.0;
+    let mean = [(0.25 + 0.5) / 2.0, (0.75 + 0.5) / 2.0];
+    let entropy: f64 = -mean.iter().map(|p: &f64| p * p.ln()).sum::<f64>();
+    assert!((l.consistency.double_value(&[]) - consistency).abs() < 1e-6);
+    assert!((l.entropy.double_value(&[]) - entropy).abs() < 1e-6);
+    assert!((l.total.double_value(&[]) - (consistency - 2.0 * entropy)).abs() < 1e-6);
+}
+
+#[test]
+fn issue7_no_confident_sample_is_skipped() {
+    let weak = Tensor::zeros([5, 10], (Kind::Float, Device::Cpu));
+    assert!(losses::selflabel_loss(&weak, &weak, 0.99).is_none());
+}

@@ -1,0 +1,492 @@
+//! The `ingest` stage (issue #4, spec §1 data splits): read one of the supported raw datasets and
+//! write one canonical dataset artifact per split (`train`, `test`, `unlabeled`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::artifact::FORMAT_VERSION;
+use super::cifar::{self, CifarLabels};
+use super::raw::{read_raw, relative_name, RawFile};
+use super::sources::{self, Format};
+use super::subset::{self, SubsetParams};
+use super::{folder, idx, stl, Dataset, DatasetMeta, IngestError, SourceFile};
+use crate::stage::StageArgs;
+
+/// The supported datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DatasetKind {
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
+    #[serde(rename = "mnist")]
+    Mnist,
+    #[serde(rename = "cifar10")]
+    Cifar10,
+    /// CIFAR-100 with its 20 superclasses.
+    #[serde(rename = "cifar100-20")]
+    Cifar100Coarse,
+    #[serde(rename = "cifar100")]
+    Cifar100,
+    #[serde(rename = "stl10")]
+    Stl10,
+    /// An image folder tree.
+    #[serde(rename = "folder")]
+    Folder,
+}
+
+impl DatasetKind {
+    /// The params / metadata name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100Coarse => "cifar100-20",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::Stl10 => "stl10",
+            DatasetKind::Folder => "folder",
+        }
+    }
+}
+
+/// A split, which is also the name of its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+    /// STL-10's 100 000 unlabeled images.
+    Unlabeled,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+            Split::Unlabeled => "unlabeled",
+        }
+    }
+}
+
+fn default_dataset() -> DatasetKind {
+    DatasetKind::FashionMnist
+}
+
+fn default_splits() -> Vec<Split> {
+    vec![Split::Train, Split::Test]
+}
+
+/// Params of the `ingest` stage.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    #[serde(default = "default_dataset")]
+    pub dataset: DatasetKind,
+    /// Data directory; the stage input `data_dir` overrides it, `$SCAN_DATA_DIR` is the fallback.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default = "default_splits")]
+    pub splits: Vec<Split>,
+    #[serde(default)]
+    pub subset: Option<SubsetParams>,
+}
+
+impl Default for IngestParams {
+    fn default() -> Self {
+        IngestParams {
+            dataset: default_dataset(),
+            data_dir: None,
+            splits: default_splits(),
+            subset: None,
+        }
+    }
+}
+
+impl IngestParams {
+    /// Check the combination of params.
+    pub fn validate(&self) -> Result<(), IngestError> {
+        let p = |m: String| Err(IngestError::Params(m));
+        if self.splits.is_empty() {
+            return p("`splits` is empty".into());
+        }
+        for (i, s) in self.splits.iter().enumerate() {
+            if self.splits[..i].contains(s) {
+                return p(format!("split `{}` is listed twice", s.name()));
+            }
+            if *s == Split::Unlabeled && self.dataset != DatasetKind::Stl10 {
+                return p(format!(
+                    "split `unlabeled` exists only for stl10, not {}",
+                    self.dataset.name()
+                ));
+            }
+        }
+        if let Some(sub) = &self.subset {
+            for s in [Split::Train, Split::Test, Split::Unlabeled] {
+                match sub.size(s.name()) {
+                    Some(0) => return p(format!("subset.{} is 0", s.name())),
+                    Some(_) if !self.splits.contains(&s) => {
+                        return p(format!(
+                            "subset.{0} is given but split `{0}` is not in `splits`",
+                            s.name()
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn meta(
+    kind: DatasetKind,
+    split: Split,
+    names: Vec<String>,
+    source: Vec<SourceFile>,
+) -> DatasetMeta {
+    DatasetMeta {
+        format_version: FORMAT_VERSION,
+        dataset: kind.name().to_string(),
+        split: split.name().to_string(),
+        class_names: names,
+        source,
+    }
+}
+
+fn static_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+fn read_all(dir: &Path, files: &[PathBuf]) -> Result<Vec<RawFile>, IngestError> {
+    files
+        .par_iter()
+        .map(|f| read_raw(f, &relative_name(dir, f)))
+        .collect()
+}
+
+const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// Read a whole split (no subset) of a file-format dataset (not `folder`).
+fn load_files(kind: DatasetKind, split: Split, roots: &[PathBuf]) -> Result<Dataset, IngestError> {
+    let found = sources::find(kind, split, roots)
+        .ok_or_else(|| IngestError::Missing(sources::missing_message(kind, split, roots)))?;
+    let (dir, files) = (&found.dir, &found.files);
+    let which = match kind {
+        DatasetKind::Cifar100Coarse => CifarLabels::Coarse,
+        DatasetKind::Cifar100 => CifarLabels::Fine,
+        _ => CifarLabels::Cifar10,
+    };
+    let ds = |images, labels, h, w, c, names, source| Dataset {
+        images,
+        labels,
+        height: h,
+        width: w,
+        channels: c,
+        meta: meta(kind, split, names, source),
+    };
+    Ok(match found.format {
+        Format::Idx => {
+            let raw = read_all(dir, files)?;
+            let names = if kind == DatasetKind::Mnist {
+                &MNIST_CLASSES
+            } else {
+                &FASHION_CLASSES
+            };
+            let d = idx::read_pair(&raw[0], &raw[1], names.len())?;
+            let source = raw.into_iter().map(|r| r.source).collect();
+            ds(
+                d.images,
+                d.labels,
+                d.height,
+                d.width,
+                1,
+                static_names(names),
+                source,
+            )
+        }
+        Format::CifarBin | Format::CifarPickle => {
+            let raw = read_all(dir, files)?;
+            let parts: Vec<cifar::CifarPart> = raw
+                .par_iter()
+                .map(|r| match found.format {
+                    Format::CifarBin => cifar::read_bin(r, which),
+                    _ => cifar::read_pickle(r, which),
+                })
+                .collect::<Result<_, _>>()?;
+            let mut images = Vec::with_capacity(parts.iter().map(|p| p.images.len()).sum());
+            let mut labels = Vec::new();
+            for p in parts {
+                images.extend_from_slice(&p.images);
+                labels.extend_from_slice(&p.labels);
+            }
+            let source = raw.into_iter().map(|r| r.source).collect();
+            let names = static_names(which.class_names());
+            ds(images, labels, cifar::SIDE, cifar::SIDE, 3, names, source)
+        }
+        Format::Stl => {
+            let (images, x_src) = stl::read_images(&files[0], &relative_name(dir, &files[0]))?;
+            let n = images.len() / stl::PIXELS;
+            let mut source = vec![x_src];
+            let labels = match files.get(1) {
+                Some(y) => {
+                    let raw = read_raw(y, &relative_name(dir, y))?;
+                    let labels = stl::read_labels(&raw, n, &files[0])?;
+                    source.push(raw.source);
+                    labels
+                }
+                None => vec![-1; n],
+            };
+            let names_file = dir.join("class_names.txt");
+            let names = if names_file.is_file() {
+                let raw = read_raw(&names_file, "class_names.txt")?;
+                let names = stl::read_class_names(&raw)?;
+                source.push(raw.source);
+                names
+            } else {
+                static_names(&stl::STL10_CLASSES)
+            };
+            ds(images, labels, stl::SIDE, stl::SIDE, 3, names, source)
+        }
+    })
+}
+
+/// Read a split of an image folder tree: `DATA_DIR/<split>/`, or `DATA_DIR` itself when that
+/// subfolder does not exist and only one split is ingested.
+fn load_folder(split: Split, roots: &[PathBuf], only: bool) -> Result<Dataset, IngestError> {
+    let root = roots.first().ok_or_else(|| {
+        IngestError::Missing(
+            "folder: no data directory: set params `data_dir`, pass the stage input `data_dir`, \
+             or set $SCAN_DATA_DIR"
+                .into(),
+        )
+    })?;
+    let sub = root.join(split.name());
+    let dir = if sub.is_dir() || !only {
+        sub
+    } else {
+        root.clone()
+    };
+    if !dir.is_dir() {
+        return Err(IngestError::Missing(format!(
+            "folder split `{}`: {} is not a folder (put the split's images, one subfolder per \
+             class or all in one folder, into DATA_DIR/{})",
+            split.name(),
+            dir.display(),
+            split.name()
+        )));
+    }
+    let f = folder::read_folder(root, &dir)?;
+    Ok(Dataset {
+        images: f.images,
+        labels: f.labels,
+        height: f.height,
+        width: f.width,
+        channels: f.channels,
+        meta: meta(DatasetKind::Folder, split, f.class_names, f.sources),
+    })
+}
+
+/// Read a whole split (no subset). `data_dir` is the stage input of that name, if any.
+pub fn load_split(
+    params: &IngestParams,
+    data_dir: Option<&Path>,
+    split: Split,
+) -> Result<Dataset, IngestError> {
+    let roots = sources::roots(params.dataset, data_dir, params.data_dir.as_deref());
+    match params.dataset {
+        DatasetKind::Folder => load_folder(split, &roots, params.splits.len() == 1),
+        kind => load_files(kind, split, &roots),
+    }
+}
+
+/// Apply `params.subset` to a loaded split.
+fn apply_subset(params: &IngestParams, ds: Dataset) -> Result<Dataset, IngestError> {
+    let Some(sub) = &params.subset else {
+        return Ok(ds);
+    };
+    let Some(n) = sub.size(&ds.meta.split) else {
+        return Ok(ds);
+    };
+    if n > ds.len() {
+        return Err(IngestError::Params(format!(
+            "subset.{} = {n} but split `{}` has only {} images",
+            ds.meta.split,
+            ds.meta.split,
+            ds.len()
+        )));
+    }
+    let keep = subset::select(&ds.labels, n, sub.mode, sub.seed);
+    Ok(subset::take(&ds, &keep))
+}
+
+/// Ingest every split of `params` into `out_dir/<split>`; returns the written paths. On error no
+/// output is left behind.
+pub fn ingest(
+    params: &IngestParams,
+    data_dir: Option<&Path>,
+    out_dir: &Path,
+) -> Result<Vec<PathBuf>, IngestError> {
+    params.validate()?;
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = (|| {
+        let mut classes: Option<(Split, Vec<String>)> = None;
+        for &split in &params.splits {
+            let t = Instant::now();
+            let ds = apply_subset(params, load_split(params, data_dir, split)?)?;
+            if params.dataset == DatasetKind::Folder && !ds.meta.class_names.is_empty() {
+                match &classes {
+                    Some((first, names)) if *names != ds.meta.class_names => {
+                        return Err(IngestError::Params(format!(
+                            "folder: split `{}` has classes {:?} but split `{}` has {:?}; every \
+                             labeled split must have the same class folders",
+                            split.name(),
+                            ds.meta.class_names,
+                            first.name(),
+                            names
+                        )))
+                    }
+                    Some(_) => {}
+                    None => classes = Some((split, ds.meta.class_names.clone())),
+                }
+            }
+            let path = out_dir.join(split.name());
+            ds.save(&path)?;
+            written.push(path);
+            eprintln!(
+                "ingest: {} {}: {} images {}×{}×{}, {} classes ({:.2} s)",
+                params.dataset.name(),
+                split.name(),
+                ds.len(),
+                ds.height,
+                ds.width,
+                ds.channels,
+                ds.num_classes(),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            for p in &written {
+                let _ = fs_err::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Entry point of the `scan-ingest` binary.
+pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
+    let params: IngestParams = args.load_params()?;
+    let data_dir = args.optional_input("data_dir")?;
+    ingest(&params, data_dir.as_deref(), &args.out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::SubsetMode;
+    use crate::stage::parse_params;
+
+    fn parse(text: &str) -> Result<IngestParams, String> {
+        let p: IngestParams = parse_params(Path::new("p.json"), text).map_err(|e| e.to_string())?;
+        p.validate().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+
+    #[test]
+    fn params_defaults_and_names() {
+        let p = parse("{}").unwrap();
+        assert_eq!(p, IngestParams::default());
+        assert_eq!(p.splits, vec![Split::Train, Split::Test]);
+        let p = parse(
+            r#"{"dataset": "stl10", "splits": ["train", "unlabeled"],
+                "subset": {"unlabeled": 500, "mode": "first", "seed": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.dataset, DatasetKind::Stl10);
+        let sub = p.subset.unwrap();
+        assert_eq!(
+            (sub.size("unlabeled"), sub.mode, sub.seed),
+            (Some(500), SubsetMode::First, 3)
+        );
+        for name in [
+            "fashion-mnist",
+            "mnist",
+            "cifar10",
+            "cifar100-20",
+            "cifar100",
+            "stl10",
+            "folder",
+        ] {
+            let p = parse(&format!(r#"{{"dataset": "{name}"}}"#)).unwrap();
+            assert_eq!(p.dataset.name(), name);
+        }
+    }
+
+    #[test]
+    fn bad_params_are_named() {
+        for (text, needle) in [
+            (r#"{"dataset": "cifar-10"}"#, "dataset"),
+            (r#"{"splits": ["train", "val"]}"#, "splits"),
+            (r#"{"subset": {"train": 5, "sed": 1}}"#, "sed"),
+            (r#"{"subset": {"train": 5, "mode": "stratified"}}"#, "mode"),
+            (r#"{"split": ["train"]}"#, "split"),
+            (r#"{"splits": ["train", "unlabeled"]}"#, "unlabeled"),
+            (r#"{"splits": ["train", "train"]}"#, "twice"),
+            (r#"{"splits": []}"#, "empty"),
+            (
+                r#"{"splits": ["train"], "subset": {"test": 5}}"#,
+                "subset.test",
+            ),
+            (r#"{"subset": {"train": 0}}"#, "subset.train"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_files_message_says_what_to_put_where() {
+        let roots = sources::roots(DatasetKind::Cifar10, Some(Path::new("/nowhere/data")), None);
+        let err = load_files(DatasetKind::Cifar10, Split::Test, &roots)
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "test_batch.bin",
+            "cifar-10-batches-bin",
+            "cifar-10-batches-py",
+            "/nowhere/data",
+            "cifar-10-binary.tar.gz",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        let msg = sources::missing_message(DatasetKind::FashionMnist, Split::Train, &roots);
+        assert!(
+            msg.contains("apt-get install dataset-fashion-mnist"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("train-images-idx3-ubyte or train-images-idx3-ubyte.gz"),
+            "{msg}"
+        );
+    }
+}

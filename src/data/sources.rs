@@ -1,0 +1,194 @@
+//! Where the raw files of each dataset live (issue #4): the folder layouts searched under each data
+//! directory, and the message that says which files to put where when they are missing. `ingest`
+//! does not download: this build has no HTTP/TLS client (see README_DATA.md).
+
+use std::path::{Path, PathBuf};
+
+use super::ingest::{DatasetKind, Split};
+use super::raw::{locate, plain_or_gz, Need};
+
+/// Where the Debian package `dataset-fashion-mnist` installs Fashion-MNIST.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// The file format of a layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// IDX images + labels (MNIST, Fashion-MNIST).
+    Idx,
+    /// CIFAR binary version.
+    CifarBin,
+    /// CIFAR python version (pickles).
+    CifarPickle,
+    /// STL-10 binary (`*_X.bin`, `*_y.bin`).
+    Stl,
+}
+
+/// A way the files of one split can be laid out: candidate subfolders of a data directory (`""` =
+/// the directory itself) and the files required there.
+pub struct Layout {
+    pub format: Format,
+    pub subdirs: Vec<&'static str>,
+    pub needs: Vec<Need>,
+}
+
+fn names(list: &[String]) -> Vec<Need> {
+    list.iter().map(|n| vec![n.clone()]).collect()
+}
+
+/// The layouts of `split` of `kind`, in order of preference (not for `folder`).
+pub fn layouts(kind: DatasetKind, split: Split) -> Vec<Layout> {
+    use DatasetKind::*;
+    let s = split.name();
+    match kind {
+        Mnist | FashionMnist => {
+            let p = if split == Split::Train {
+                "train"
+            } else {
+                "t10k"
+            };
+            let subdirs = if kind == Mnist {
+                vec!["", "mnist", "MNIST/raw"]
+            } else {
+                vec!["", "fashion-mnist", "FashionMNIST/raw"]
+            };
+            vec![Layout {
+                format: Format::Idx,
+                subdirs,
+                needs: vec![
+                    plain_or_gz(&format!("{p}-images-idx3-ubyte")),
+                    plain_or_gz(&format!("{p}-labels-idx1-ubyte")),
+                ],
+            }]
+        }
+        Cifar10 => {
+            let files: Vec<String> = if split == Split::Train {
+                (1..=5).map(|i| format!("data_batch_{i}")).collect()
+            } else {
+                vec!["test_batch".into()]
+            };
+            let bin: Vec<String> = files.iter().map(|f| format!("{f}.bin")).collect();
+            vec![
+                Layout {
+                    format: Format::CifarBin,
+                    subdirs: vec!["cifar-10-batches-bin", ""],
+                    needs: names(&bin),
+                },
+                Layout {
+                    format: Format::CifarPickle,
+                    subdirs: vec!["cifar-10-batches-py", ""],
+                    needs: names(&files),
+                },
+            ]
+        }
+        Cifar100 | Cifar100Coarse => vec![
+            Layout {
+                format: Format::CifarBin,
+                subdirs: vec!["cifar-100-binary", ""],
+                needs: names(&[format!("{s}.bin")]),
+            },
+            Layout {
+                format: Format::CifarPickle,
+                subdirs: vec!["cifar-100-python", ""],
+                needs: names(&[s.to_string()]),
+            },
+        ],
+        Stl10 => {
+            let mut files = vec![format!("{s}_X.bin")];
+            if split != Split::Unlabeled {
+                files.push(format!("{s}_y.bin"));
+            }
+            vec![Layout {
+                format: Format::Stl,
+                subdirs: vec!["stl10_binary", ""],
+                needs: names(&files),
+            }]
+        }
+        Folder => Vec::new(),
+    }
+}
+
+/// The data directories to search: the stage input `data_dir`, else params `data_dir`, else
+/// `$SCAN_DATA_DIR`; for Fashion-MNIST the Debian package's folder comes last.
+pub fn roots(kind: DatasetKind, input: Option<&Path>, param: Option<&Path>) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = input
+        .or(param)
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("SCAN_DATA_DIR").map(PathBuf::from))
+        .into_iter()
+        .collect();
+    if kind == DatasetKind::FashionMnist {
+        roots.push(PathBuf::from(DEBIAN_FASHION_MNIST));
+    }
+    roots
+}
+
+/// A located split: its format, the folder (source names are relative to it) and the files.
+pub struct Found {
+    pub format: Format,
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+/// Find the files of `split` under `roots`: roots in order, then layouts, then subfolders.
+pub fn find(kind: DatasetKind, split: Split, roots: &[PathBuf]) -> Option<Found> {
+    for root in roots {
+        for layout in layouts(kind, split) {
+            let dirs: Vec<PathBuf> = layout.subdirs.iter().map(|s| root.join(s)).collect();
+            if let Some((dir, files)) = locate(&dirs, &layout.needs) {
+                return Some(Found {
+                    format: layout.format,
+                    dir,
+                    files,
+                });
+            }
+        }
+    }
+    None
+}
+
+fn download_hint(kind: DatasetKind) -> &'static str {
+    use DatasetKind::*;
+    match kind {
+        Mnist => "https://ossci-datasets.s3.amazonaws.com/mnist/ (mirror of http://yann.lecun.com/exdb/mnist/)",
+        FashionMnist => "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (or `apt-get install dataset-fashion-mnist`, which installs them into /usr/share/datasets/fashion-mnist)",
+        Cifar10 => "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz (or cifar-10-python.tar.gz); extract the archive into the data directory",
+        Cifar100 | Cifar100Coarse => "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz (or cifar-100-python.tar.gz); extract the archive into the data directory",
+        Stl10 => "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz; extract the archive into the data directory",
+        Folder => "",
+    }
+}
+
+/// The error text when the files of `split` are not found under `roots`.
+pub fn missing_message(kind: DatasetKind, split: Split, roots: &[PathBuf]) -> String {
+    let mut wanted = Vec::new();
+    for l in layouts(kind, split) {
+        let files: Vec<String> = l.needs.iter().map(|alts| alts.join(" or ")).collect();
+        let dirs: Vec<String> = l
+            .subdirs
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    "DATA_DIR/".into()
+                } else {
+                    format!("DATA_DIR/{s}/")
+                }
+            })
+            .collect();
+        wanted.push(format!("{} in {}", files.join(", "), dirs.join(" or ")));
+    }
+    let looked: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    format!(
+        "{} split `{}`: raw files not found (looked in {}). Put {} — DATA_DIR is the stage input \
+         `data_dir`, else params `data_dir`, else $SCAN_DATA_DIR. ingest does not download; get \
+         the files from {}",
+        kind.name(),
+        split.name(),
+        if looked.is_empty() {
+            "no data directory: none is configured".into()
+        } else {
+            looked.join(", ")
+        },
+        wanted.join("; or "),
+        download_hint(kind)
+    )
+}

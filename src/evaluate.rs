@@ -1,1 +1,0 @@
-//! Stage `evaluate` (spec section 8).

@@ -1,1 +1,0 @@
-//! Exact k-nearest-neighbour search (spec section 4).

@@ -1,0 +1,298 @@
+//! Stage `scan`: SCAN clustering (spec section 5). Backbone from the pretext weights (every backbone
+//! key must load) plus `num_heads` linear heads; each sample = anchor + one neighbour drawn uniformly
+//! from all k+1 mined columns; both strongly augmented; two train-mode forward passes; loss summed over
+//! heads; Adam with coupled L2, constant lr; after every epoch the head and weights with the lowest
+//! test-split selection loss (entropy weight 1) are kept.
+
+use std::path::Path;
+
+use rand::Rng;
+use serde::Deserialize;
+use tch::{Device, Kind, Tensor};
+
+use super::common::{self, Curves, EpochProgress, Record};
+use super::optim::{OptimKind, Optimizer};
+use super::TrainError;
+use crate::augment::{AugRng, Normalize};
+use crate::data::Dataset;
+use crate::nn::{self, LoadRule, Model, WeightsMeta};
+
+/// Params of `scan` (defaults: the reference CIFAR-10 config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// λ of the entropy term.
+    pub entropy_weight: f64,
+    pub num_heads: usize,
+    /// Clusters per head; 0 = the number of classes of the train split.
+    pub num_clusters: i64,
+    /// Freeze the backbone (eval mode) and train only the heads (ImageNet setting).
+    pub update_cluster_head_only: bool,
+    /// `strong` (spec section 7) or `simclr` (the ablation with the SimCLR augmentation).
+    pub augmentation: String,
+    /// Cutout side length L of the strong augmentation (16; STL-10 32).
+    pub cutout: i64,
+    pub num_ops: usize,
+    pub seed: u64,
+    pub eval_batch_size: usize,
+}
+
+impl Default for ScanParams {
+    fn default() -> Self {
+        ScanParams {
+            epochs: 50,
+            batch_size: 128,
+            lr: 1e-4,
+            weight_decay: 1e-4,
+            entropy_weight: 5.0,
+            num_heads: 1,
+            num_clusters: 0,
+            update_cluster_head_only: false,
+            augmentation: "strong".into(),
+            cutout: 16,
+            num_ops: 4,
+            seed: 0,
+            eval_batch_size: 512,
+        }
+    }
+}
+
+pub struct ScanInputs<'a> {
+    pub weights: &'a Path,
+    pub train: &'a Path,
+    pub test: &'a Path,
+    pub neighbors_train: &'a Path,
+    pub neighbors_test: &'a Path,
+}
+
+/// The augmentation of the training views, chosen by name.
+pub enum ViewAugment {
+    Strong(crate::augment::StrongAugment),
+    Simclr(crate::augment::SimclrAugment),
+    None(Normalize),
+}
+
+impl ViewAugment {
+    pub fn new(name: &str, size: i64, norm: &nn::NormMeta, cutout: i64, num_ops: usize) -> Result<Self, TrainError> {
+        let normalize = Normalize { mean: norm.mean.clone(), std: norm.std.clone() };
+        match name {
+            "strong" => Ok(ViewAugment::Strong(crate::augment::StrongAugment {
+                crop_size: size,
+                num_ops,
+                cutout,
+                flip_p: 0.5,
+                normalize,
+            })),
+            "simclr" => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(size, normalize))),
+            "none" => Ok(ViewAugment::None(normalize)),
+            other => Err(TrainError::Invalid(format!("augmentation `{other}`: expected strong, simclr or none"))),
+        }
+    }
+
+    pub fn apply(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
+        match self {
+            ViewAugment::Strong(a) => a.apply(x, rng),
+            ViewAugment::Simclr(a) => a.apply(x, rng),
+            ViewAugment::None(n) => n.apply(x),
+        }
+    }
+}
+
+/// Softmax probabilities of every head on every image (eval mode, test-time transform).
+pub fn head_probs(model: &Model, images: &Tensor, norm: &nn::NormMeta, batch: usize) -> Vec<Tensor> {
+    let _guard = tch::no_grad_guard();
+    let device = model.device();
+    let n = images.size()[0];
+    let mut per_head: Vec<Vec<Tensor>> = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = (batch.max(1) as i64).min(n - start);
+        let x = nn::to_input(&images.narrow(0, start, len).to_device(device), norm);
+        for (h, logits) in model.cluster_forward(&x, false).into_iter().enumerate() {
+            if per_head.len() <= h {
+                per_head.push(Vec::new());
+            }
+            per_head[h].push(logits.softmax(1, Kind::Float));
+        }
+        start += len;
+    }
+    per_head.into_iter().map(|v| Tensor::cat(&v, 0)).collect()
+}
+
+fn neighbors_tensor(path: &Path, n: usize, device: Device) -> Result<(Tensor, i64), TrainError> {
+    let nb = crate::io::read_neighbors(path).map_err(|e| TrainError::io(path, e.to_string()))?;
+    if nb.n != n {
+        return Err(TrainError::Invalid(format!("{}: {} rows of neighbours for {n} images", path.display(), nb.n)));
+    }
+    if let Some(&bad) = nb.indices.iter().find(|&&i| i as usize >= n) {
+        return Err(TrainError::Invalid(format!("{}: neighbour index {bad} out of range for {n} images", path.display())));
+    }
+    let idx: Vec<i64> = nb.indices.iter().map(|&i| i as i64).collect();
+    Ok((Tensor::from_slice(&idx).view([n as i64, nb.cols as i64]).to_device(device), nb.cols as i64))
+}
+
+fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
+    model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy())).collect()
+}
+
+fn restore(model: &mut Model, state: &[(String, Tensor)]) -> Result<(), TrainError> {
+    let _guard = tch::no_grad_guard();
+    let mut vars = model.vs.variables();
+    for (name, t) in state {
+        if let Some(v) = vars.get_mut(name) {
+            v.f_copy_(t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Train; writes `weights` (the selected head and weights) and `curves` into `out`.
+pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainError> {
+    nn::init_threads();
+    let device = nn::device();
+    let train = Dataset::load(inputs.train)?;
+    let test = Dataset::load(inputs.test)?;
+    let n = train.len();
+    if p.batch_size == 0 || p.batch_size > n {
+        return Err(TrainError::Invalid(format!("parameter `batch_size` = {} must be between 1 and {n} (drop_last)", p.batch_size)));
+    }
+    let pre = nn::weights::read_meta(inputs.weights)?;
+    let classes = if p.num_clusters > 0 { p.num_clusters } else { train.num_classes() as i64 };
+    if classes < 2 {
+        return Err(TrainError::Invalid("parameter `num_clusters`: the train split has no classes; set num_clusters".into()));
+    }
+    let mut config = pre.model.clone();
+    config.num_heads = p.num_heads.max(1);
+    config.num_classes = classes;
+    tch::manual_seed(p.seed as i64);
+    let mut model = Model::cluster(config.clone(), device);
+    nn::weights::load_into(&mut model, inputs.weights, LoadRule::Backbone)?;
+    let head_only = p.update_cluster_head_only;
+    let mut opt = Optimizer::new(
+        OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: p.weight_decay },
+        common::trainable(&model, |name| !head_only || name.starts_with("cluster_head.")),
+    );
+    let (nb_train, cols) = neighbors_tensor(inputs.neighbors_train, n, device)?;
+    let (nb_test, _) = neighbors_tensor(inputs.neighbors_test, test.len(), device)?;
+    let aug = ViewAugment::new(&p.augmentation, train.height as i64, &pre.normalize, p.cutout, p.num_ops)?;
+    let images = nn::images_tensor(&train, device);
+    let test_images = nn::images_tensor(&test, Device::Cpu);
+
+    let work = common::work_dir();
+    let mut curves = Curves::new("scan");
+    let mut start_epoch = 0;
+    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    if let Some(ckpt) = work.as_deref().and_then(|w| common::load_checkpoint(w, device)) {
+        common::restore_model(&mut model, &ckpt)?;
+        start_epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
+        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), ckpt.json["step"].as_i64().unwrap_or(0))
+            .map_err(TrainError::Invalid)?;
+        curves = serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new("scan"));
+        if let (Some(loss), Some(head)) = (ckpt.json["best_loss"].as_f64(), ckpt.json["best_head"].as_u64()) {
+            let state = ckpt
+                .tensors
+                .iter()
+                .filter_map(|(k, t)| k.strip_prefix("best.").map(|n| (n.to_string(), t.to_device(Device::Cpu))))
+                .collect();
+            best = Some((loss, head as usize, state));
+        }
+        eprintln!("scan: resuming from checkpoint after epoch {start_epoch}");
+    }
+
+    for epoch in start_epoch..p.epochs {
+        let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
+        let mut col_rng = common::epoch_rng(p.seed, epoch, 3);
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(p.seed, epoch, 2)));
+        let mut progress = EpochProgress::new("scan", epoch, p.epochs, batches.len());
+        let (mut tot, mut cons, mut ent) = (0.0, 0.0, 0.0);
+        for batch in &batches {
+            let idx = Tensor::from_slice(batch).to_device(device);
+            let cols_drawn: Vec<i64> = batch.iter().map(|_| col_rng.gen_range(0..cols)).collect();
+            let nidx = nb_train.index_select(0, &idx).gather(1, &Tensor::from_slice(&cols_drawn).view([-1, 1]).to_device(device), false).view([-1]);
+            let xa = aug.apply(&images.index_select(0, &idx), &mut rng);
+            let xn = aug.apply(&images.index_select(0, &nidx), &mut rng);
+            let (la, ln) = if head_only {
+                let (fa, fnb) = {
+                    let _g = tch::no_grad_guard();
+                    (model.features(&xa, false), model.features(&xn, false))
+                };
+                (model.head_logits(&fa), model.head_logits(&fnb))
+            } else {
+                (model.cluster_forward(&xa, true), model.cluster_forward(&xn, true))
+            };
+            let losses: Vec<_> = la.iter().zip(&ln).map(|(a, b)| crate::losses::scan_loss(a, b, p.entropy_weight)).collect();
+            let total = losses.iter().map(|l| l.total.shallow_clone()).reduce(|a, b| a + b).expect("at least one head");
+            opt.zero_grad();
+            total.backward();
+            opt.step(p.lr);
+            let h = losses.len() as f64;
+            tot += total.double_value(&[]) / h;
+            cons += losses.iter().map(|l| l.consistency.double_value(&[])).sum::<f64>() / h;
+            ent += losses.iter().map(|l| l.entropy.double_value(&[])).sum::<f64>() / h;
+            progress.step(batch.len(), &format!("total {:.4} consistency {:.4} entropy {:.4}", total.double_value(&[]) / h, losses[0].consistency.double_value(&[]), losses[0].entropy.double_value(&[])));
+        }
+        let steps = batches.len() as f64;
+        // Selection on the test split: lowest consistency − 1·entropy over heads and epochs.
+        let probs = head_probs(&model, &test_images, &pre.normalize, p.eval_batch_size);
+        let nbt = nb_test.to_device(device);
+        let sel: Vec<(f64, f64, f64)> = probs.iter().map(|pr| crate::losses::scan_selection_loss(pr, &nbt)).collect();
+        let (head, &(sel_total, _, _)) = sel
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+            .expect("at least one head");
+        if best.as_ref().is_none_or(|(l, _, _)| sel_total < *l) {
+            best = Some((sel_total, head, snapshot(&model)));
+        }
+        let mut rec = Record::new();
+        rec.insert("epoch".into(), epoch as f64);
+        rec.insert("total".into(), tot / steps);
+        rec.insert("consistency".into(), cons / steps);
+        rec.insert("entropy".into(), ent / steps);
+        rec.insert("selection_loss".into(), sel_total);
+        rec.insert("selection_head".into(), head as f64);
+        if test.labels.iter().all(|&l| l >= 0) {
+            let pred = probs[head].argmax(1, false).to_device(Device::Cpu);
+            let pred: Vec<i64> = Vec::<i64>::try_from(&pred)?;
+            rec.insert("test_acc".into(), super::hungarian_acc(&pred, &test.labels, classes as usize, test.num_classes()));
+        }
+        let summary: Vec<String> = rec.iter().filter(|(k, _)| *k != "epoch").map(|(k, v)| format!("{k} {v:.4}")).collect();
+        rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
+        curves.records.push(rec);
+        if let Some(w) = &work {
+            let mut tensors = common::model_tensors(&model);
+            tensors.extend(opt.state_tensors());
+            let (bl, bh) = match &best {
+                Some((l, h, state)) => {
+                    tensors.extend(state.iter().map(|(n, t)| (format!("best.{n}"), t.shallow_clone())));
+                    (Some(*l), Some(*h))
+                }
+                None => (None, None),
+            };
+            let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves, "best_loss": bl, "best_head": bh});
+            common::save_checkpoint(w, &tensors, &json)?;
+        }
+    }
+    let best_head = match &best {
+        Some((_, head, state)) => {
+            restore(&mut model, state)?;
+            *head
+        }
+        None => 0,
+    };
+    let meta = WeightsMeta {
+        format_version: nn::weights::FORMAT_VERSION,
+        kind: "scan".into(),
+        model: config,
+        best_head,
+        normalize: pre.normalize.clone(),
+        dataset: train.meta.dataset.clone(),
+        num_batches_tracked: pre.num_batches_tracked + opt.step * if head_only { 0 } else { 2 },
+    };
+    nn::weights::save(&model, &meta, &out.join("weights"))?;
+    curves.save(&out.join("curves"))
+}

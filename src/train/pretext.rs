@@ -1,0 +1,208 @@
+//! Stage `pretext`: SimCLR training of the ResNet-18 (spec section 3). Both views of a batch go
+//! through one forward pass; SGD (momentum 0.9, coupled weight decay) with a per-epoch cosine
+//! schedule; drop_last; checkpoint every epoch; weighted-kNN monitor when the test split has labels.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use tch::{Device, Tensor};
+
+use super::common::{self, Curves, EpochProgress, Record};
+use super::optim::{cosine_lr, OptimKind, Optimizer};
+use super::{resolve_arch, TrainError};
+use crate::augment::{AugRng, Normalize, SimclrAugment};
+use crate::data::Dataset;
+use crate::nn::{self, Model, ModelConfig, NormMeta, WeightsMeta};
+
+/// Params of `pretext` (defaults: the reference CIFAR-10 config).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretextParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub temperature: f64,
+    /// Base width of the ResNet-18 (64 = the paper).
+    pub width: i64,
+    pub proj_dim: i64,
+    /// `cifar`, `stl` or `auto` (by image size).
+    pub arch: String,
+    pub seed: u64,
+    /// Run the weighted-kNN monitor every N epochs (0 = never); needs labelled train and test.
+    pub knn_every: usize,
+    pub knn_k: i64,
+}
+
+impl Default for PretextParams {
+    fn default() -> Self {
+        PretextParams {
+            epochs: 500,
+            batch_size: 512,
+            lr: 0.4,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            temperature: 0.1,
+            width: 64,
+            proj_dim: 128,
+            arch: "auto".into(),
+            seed: 0,
+            knn_every: 1,
+            knn_k: 100,
+        }
+    }
+}
+
+/// Inputs of `pretext`: the train split, optionally extra unlabeled images (STL-10) and the test split.
+pub struct PretextInputs<'a> {
+    pub train: &'a Path,
+    pub unlabeled: Option<&'a Path>,
+    pub test: Option<&'a Path>,
+}
+
+pub(crate) fn normalization(data: &Dataset) -> NormMeta {
+    let (mean, std) = crate::data::norm_stats(&data.meta.dataset, data.channels);
+    NormMeta { mean, std }
+}
+
+fn concat(mut a: Dataset, b: Dataset) -> Result<Dataset, TrainError> {
+    if (a.height, a.width, a.channels) != (b.height, b.width, b.channels) {
+        return Err(TrainError::Invalid("`unlabeled` images differ in size from `train`".into()));
+    }
+    a.images.extend_from_slice(&b.images);
+    a.labels.extend(b.labels.iter().map(|_| -1));
+    Ok(a)
+}
+
+/// Labelled features for the kNN monitor: L2-normalised SimCLR outputs in eval mode.
+fn eval_features(model: &Model, images: &Tensor, norm: &NormMeta, device: Device) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let n = images.size()[0];
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = 512.min(n - start);
+        let x = nn::to_input(&images.narrow(0, start, len).to_device(device), norm);
+        out.push(model.simclr_forward(&x, false));
+        start += len;
+    }
+    Tensor::cat(&out, 0)
+}
+
+/// Train; writes `weights` and `curves` into `out`.
+pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), TrainError> {
+    nn::init_threads();
+    let device = nn::device();
+    let mut train = Dataset::load(inputs.train)?;
+    let labelled = train.clone();
+    if let Some(u) = inputs.unlabeled {
+        train = concat(train, Dataset::load(u)?)?;
+    }
+    let test = inputs.test.map(Dataset::load).transpose()?;
+    let n = train.len();
+    if p.batch_size == 0 || p.batch_size > n {
+        return Err(TrainError::Invalid(format!(
+            "parameter `batch_size` = {} must be between 1 and the number of training images ({n}) (drop_last)",
+            p.batch_size
+        )));
+    }
+    let norm = normalization(&train);
+    let config = ModelConfig {
+        arch: resolve_arch(&p.arch, train.height)?,
+        in_channels: train.channels as i64,
+        width: p.width,
+        proj_dim: p.proj_dim,
+        num_heads: 0,
+        num_classes: 0,
+    };
+    tch::manual_seed(p.seed as i64);
+    let mut model = Model::simclr(config.clone(), device);
+    let mut opt = Optimizer::new(
+        OptimKind::Sgd { momentum: p.momentum, weight_decay: p.weight_decay },
+        common::trainable(&model, |_| true),
+    );
+    let aug = SimclrAugment::cifar(train.height as i64, Normalize { mean: norm.mean.clone(), std: norm.std.clone() });
+    let images = nn::images_tensor(&train, device);
+    let monitor = test.as_ref().filter(|t| p.knn_every > 0 && t.labels.iter().all(|&l| l >= 0) && labelled.labels.iter().all(|&l| l >= 0));
+    let monitor_data = monitor.map(|t| {
+        (
+            nn::images_tensor(&labelled, Device::Cpu),
+            Tensor::from_slice(&labelled.labels).to_device(device),
+            nn::images_tensor(t, Device::Cpu),
+            Tensor::from_slice(&t.labels).to_device(device),
+            labelled.num_classes().max(1) as i64,
+        )
+    });
+
+    let work = common::work_dir();
+    let mut curves = Curves::new("pretext");
+    let mut start_epoch = 0;
+    let mut bn_steps = 0i64;
+    if let Some(ckpt) = work.as_deref().and_then(|w| common::load_checkpoint(w, device)) {
+        common::restore_model(&mut model, &ckpt)?;
+        let epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
+        let step = ckpt.json["step"].as_i64().unwrap_or(0);
+        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), step).map_err(TrainError::Invalid)?;
+        curves = serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new("pretext"));
+        bn_steps = step;
+        start_epoch = epoch;
+        eprintln!("pretext: resuming from checkpoint after epoch {epoch}");
+    }
+
+    for epoch in start_epoch..p.epochs {
+        let lr = cosine_lr(p.lr, epoch, p.epochs);
+        let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(p.seed, epoch, 2)));
+        let mut progress = EpochProgress::new("pretext", epoch, p.epochs, batches.len());
+        let mut loss_sum = 0.0;
+        for batch in &batches {
+            let idx = Tensor::from_slice(batch).to_device(device);
+            let x = images.index_select(0, &idx);
+            let v0 = aug.apply(&x, &mut rng);
+            let v1 = aug.apply(&x, &mut rng);
+            let z = model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true);
+            let loss = crate::losses::simclr_loss(&z, p.temperature);
+            opt.zero_grad();
+            loss.backward();
+            opt.step(lr);
+            bn_steps += 1;
+            let l = loss.double_value(&[]);
+            loss_sum += l;
+            progress.step(batch.len(), &format!("loss {l:.4}"));
+        }
+        let mut rec = Record::new();
+        rec.insert("epoch".into(), epoch as f64);
+        rec.insert("loss".into(), loss_sum / batches.len() as f64);
+        rec.insert("lr".into(), lr);
+        if let Some((tr_img, tr_lab, te_img, te_lab, classes)) = &monitor_data {
+            if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
+                let ftr = eval_features(&model, tr_img, &norm, device);
+                let fte = eval_features(&model, te_img, &norm, device);
+                let acc = super::knn_monitor::weighted_knn_accuracy(&ftr, tr_lab, &fte, te_lab, *classes, p.knn_k, 0.1);
+                rec.insert("knn_acc".into(), acc);
+            }
+        }
+        let summary: Vec<String> = rec.iter().filter(|(k, _)| *k != "epoch").map(|(k, v)| format!("{k} {v:.4}")).collect();
+        rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
+        curves.records.push(rec);
+        if let Some(w) = &work {
+            let mut tensors = common::model_tensors(&model);
+            tensors.extend(opt.state_tensors());
+            let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves});
+            common::save_checkpoint(w, &tensors, &json)?;
+        }
+    }
+    let meta = WeightsMeta {
+        format_version: nn::weights::FORMAT_VERSION,
+        kind: "simclr".into(),
+        model: config,
+        best_head: 0,
+        normalize: norm,
+        dataset: train.meta.dataset.clone(),
+        num_batches_tracked: bn_steps,
+    };
+    nn::weights::save(&model, &meta, &out.join("weights"))?;
+    curves.save(&out.join("curves"))?;
+    Ok(())
+}
