@@ -19,5 +19,4 @@ pub mod evaluate;
 pub mod augment;
 pub mod nn;
 pub mod losses;
-#[cfg(feature = "wip-train")]
 pub mod train;

@@ -24,10 +24,17 @@ pub type Affine = [f64; 6];
 pub fn gather_nearest(img: &Tensor, yin: &Tensor, xin: &Tensor) -> Tensor {
     let (n, c, h, w) = img.size4().expect("pixel tensor is 4-D");
     let (ho, wo) = (yin.size()[1], yin.size()[2]);
-    let inside = xin.ge(0).logical_and(&xin.lt(w)).logical_and(&yin.ge(0)).logical_and(&yin.lt(h));
+    let inside = xin
+        .ge(0)
+        .logical_and(&xin.lt(w))
+        .logical_and(&yin.ge(0))
+        .logical_and(&yin.lt(h));
     let flat = yin.clamp(0, h - 1) * w + xin.clamp(0, w - 1);
     let idx = flat.view([n, 1, ho * wo]).expand([n, c, ho * wo], false);
-    let out = img.reshape([n, c, h * w]).gather(2, &idx, false).view([n, c, ho, wo]);
+    let out = img
+        .reshape([n, c, h * w])
+        .gather(2, &idx, false)
+        .view([n, c, ho, wo]);
     out.masked_fill(&inside.logical_not().unsqueeze(1), 0.0)
 }
 
@@ -37,10 +44,18 @@ pub fn rotate_matrix(angle_deg: f64, width: i64, height: i64) -> Affine {
     let round15 = |v: f64| format!("{v:.15}").parse::<f64>().unwrap_or(v);
     let angle = -angle_deg.rem_euclid(360.0).to_radians();
     let (cx, cy) = (width as f64 / 2.0, height as f64 / 2.0);
-    let mut m = [round15(angle.cos()), round15(angle.sin()), 0.0, round15(-angle.sin()), round15(angle.cos()), 0.0];
+    let mut m = [
+        round15(angle.cos()),
+        round15(angle.sin()),
+        0.0,
+        round15(-angle.sin()),
+        round15(angle.cos()),
+        0.0,
+    ];
     let (x, y) = (-cx, -cy);
-    m[2] = m[0] * x + m[1] * y + m[2];
-    m[5] = m[3] * x + m[4] * y + m[5];
+    // Pillow: `a·x + b·y + c` with c = 0.
+    m[2] = m[0] * x + m[1] * y;
+    m[5] = m[3] * x + m[4] * y;
     m[2] += cx;
     m[5] += cy;
     m
@@ -50,7 +65,14 @@ pub fn rotate_matrix(angle_deg: f64, width: i64, height: i64) -> Affine {
 /// with `xin = (a2 + y·a1 + x·a0) >> 16`, `yin = (a5 + y·a4 + x·a3) >> 16`.
 pub fn fixed_coefficients(a: &Affine) -> [i64; 6] {
     let fix = |v: f64| (v * 65536.0 + 0.5).floor() as i64;
-    [fix(a[0]), fix(a[1]), fix(a[2] + a[0] * 0.5 + a[1] * 0.5), fix(a[3]), fix(a[4]), fix(a[5] + a[3] * 0.5 + a[4] * 0.5)]
+    [
+        fix(a[0]),
+        fix(a[1]),
+        fix(a[2] + a[0] * 0.5 + a[1] * 0.5),
+        fix(a[3]),
+        fix(a[4]),
+        fix(a[5] + a[3] * 0.5 + a[4] * 0.5),
+    ]
 }
 
 /// Source-index maps `[n, h, w]` of PIL's fixed-point affine engine for int64 coefficients
@@ -63,7 +85,10 @@ pub fn fixed_affine_maps(coeffs: &Tensor, h: i64, w: i64) -> (Tensor, Tensor) {
     let xs = Tensor::arange(w, (Kind::Int64, dev)).view([1, 1, w]);
     let xx = k(2) + &ys * k(1) + &xs * k(0);
     let yy = k(5) + ys * k(4) + xs * k(3);
-    (yy.bitwise_right_shift_tensor_scalar(16), xx.bitwise_right_shift_tensor_scalar(16))
+    (
+        yy.bitwise_right_shift_tensor_scalar(16),
+        xx.bitwise_right_shift_tensor_scalar(16),
+    )
 }
 
 /// One axis of PIL's `ImagingScaleAffine` (used when `b = d = 0`, e.g. translations): the source
@@ -114,11 +139,21 @@ pub fn affine_plan(mats: &[Affine], h: i64, w: i64) -> Vec<i64> {
 pub fn affine_planned(x: &Tensor, plan: &Tensor) -> Tensor {
     let (n, _, h, w) = x.size4().expect("pixel tensor is 4-D");
     let coeffs = plan.narrow(0, 0, 6 * n).view([n, 6]);
-    let xt = plan.narrow(0, 6 * n, n * w).view([n, 1, w]).expand([n, h, w], false);
-    let yt = plan.narrow(0, 6 * n + n * w, n * h).view([n, h, 1]).expand([n, h, w], false);
+    let xt = plan
+        .narrow(0, 6 * n, n * w)
+        .view([n, 1, w])
+        .expand([n, h, w], false);
+    let yt = plan
+        .narrow(0, 6 * n + n * w, n * h)
+        .view([n, h, 1])
+        .expand([n, h, w], false);
     let scale_path = plan.narrow(0, 6 * n + n * (w + h), n).view([n, 1, 1]).gt(0);
     let (yf, xf) = fixed_affine_maps(&coeffs, h, w);
-    gather_nearest(x, &yt.where_self(&scale_path, &yf), &xt.where_self(&scale_path, &xf))
+    gather_nearest(
+        x,
+        &yt.where_self(&scale_path, &yf),
+        &xt.where_self(&scale_path, &xf),
+    )
 }
 
 /// Per-sample crop (and optional resample) box in pixels: rows `top..top+height`, columns
@@ -137,12 +172,17 @@ pub fn crop(x: &Tensor, top: &Tensor, left: &Tensor, size_h: i64, size_w: i64) -
     let n = x.size()[0];
     let ys = top.view([n, 1, 1]) + Tensor::arange(size_h, (Kind::Int64, dev)).view([1, size_h, 1]);
     let xs = left.view([n, 1, 1]) + Tensor::arange(size_w, (Kind::Int64, dev)).view([1, 1, size_w]);
-    gather_nearest(x, &ys.expand([n, size_h, size_w], false), &xs.expand([n, size_h, size_w], false))
+    gather_nearest(
+        x,
+        &ys.expand([n, size_h, size_w], false),
+        &xs.expand([n, size_h, size_w], false),
+    )
 }
 
 /// Horizontal flip of the samples where `mask` (bool `[n]`) is set.
 pub fn flip_where(x: &Tensor, mask: &Tensor) -> Tensor {
-    x.flip([3i64].as_slice()).where_self(&mask.view([-1, 1, 1, 1]), x)
+    x.flip([3i64].as_slice())
+        .where_self(&mask.view([-1, 1, 1, 1]), x)
 }
 
 /// PIL's bilinear resampling weights (Resample.c `precompute_coeffs` + `normalize_coeffs_8bpc`):
@@ -165,13 +205,19 @@ pub fn bilinear_coefficients(in_size: i64, out_size: i64) -> Vec<(i64, Vec<f64>)
             let center = 0.0 + (xx as f64 + 0.5) * scale;
             let xmin = ((center - support + 0.5) as i64).max(0);
             let xmax = ((center + support + 0.5) as i64).min(in_size) - xmin;
-            let mut k: Vec<f64> = (0..xmax).map(|x| tri(((x + xmin) as f64 - center + 0.5) * ss)).collect();
+            let mut k: Vec<f64> = (0..xmax)
+                .map(|x| tri(((x + xmin) as f64 - center + 0.5) * ss))
+                .collect();
             let ww: f64 = k.iter().sum();
             for v in k.iter_mut() {
                 if ww != 0.0 {
                     *v /= ww;
                 }
-                *v = if *v < 0.0 { (-0.5 + *v * 4194304.0) as i64 as f64 } else { (0.5 + *v * 4194304.0) as i64 as f64 };
+                *v = if *v < 0.0 {
+                    (-0.5 + *v * 4194304.0) as i64 as f64
+                } else {
+                    (0.5 + *v * 4194304.0) as i64 as f64
+                };
             }
             (xmin, k)
         })
@@ -180,27 +226,33 @@ pub fn bilinear_coefficients(in_size: i64, out_size: i64) -> Vec<(i64, Vec<f64>)
 
 /// `(2²¹ + Σ) >> 22` clipped to 0..255: PIL's rounding of a fixed-point resampling sum.
 fn pil_round(t: &Tensor) -> Tensor {
-    div_exact(&(t + 2097152.0), 4194304.0).floor().clamp(0.0, 255.0)
+    div_exact(&(t + 2097152.0), 4194304.0)
+        .floor()
+        .clamp(0.0, 255.0)
 }
 
-/// Dense per-sample resampling matrices `[n, out, in]` (float64) from sparse rows.
-fn dense_weights(rows: &[Vec<(i64, Vec<f64>)>], out: i64, in_size: i64, dev: Device) -> Tensor {
-    let n = rows.len() as i64;
-    let k = rows.iter().flatten().map(|(_, w)| w.len()).max().unwrap_or(1).max(1) as i64;
-    let mut starts = Vec::with_capacity((n * out) as usize);
-    let mut vals = vec![0f64; (n * out * k) as usize];
-    for (s, row) in rows.iter().enumerate() {
-        for (o, (start, w)) in row.iter().enumerate() {
-            starts.push(*start);
-            let base = ((s as i64 * out + o as i64) * k) as usize;
-            vals[base..base + w.len()].copy_from_slice(w);
-        }
+/// Sparse per-sample resampling rows, flattened for one upload: the first input pixel of every
+/// output pixel, and `k` weights each (zero-padded).
+fn flatten_rows(
+    rows: &[Vec<(i64, Vec<f64>)>],
+    k: usize,
+    starts: &mut Vec<i64>,
+    vals: &mut Vec<f64>,
+) {
+    for (start, w) in rows.iter().flatten() {
+        starts.push(*start);
+        vals.extend_from_slice(w);
+        vals.extend(std::iter::repeat_n(0.0, k - w.len()));
     }
-    let starts = Tensor::from_slice(&starts).to_device(dev).view([n, out, 1]);
-    let vals = Tensor::from_slice(&vals).to_device(dev).view([n, out, k]);
-    let idx = (starts + Tensor::arange(k, (Kind::Int64, dev)).view([1, 1, k])).clamp_max(in_size - 1);
+}
+
+/// Dense resampling matrices `[n, out, in]` (float64) from flattened sparse rows on the device.
+fn dense_weights(starts: &Tensor, vals: &Tensor, n: i64, out: i64, k: i64, in_size: i64) -> Tensor {
+    let dev = starts.device();
+    let idx = (starts.view([n, out, 1]) + Tensor::arange(k, (Kind::Int64, dev)).view([1, 1, k]))
+        .clamp_max(in_size - 1);
     let mut dense = Tensor::zeros([n, out, in_size], (Kind::Double, dev));
-    let _ = dense.scatter_add_(2, &idx, &vals);
+    let _ = dense.scatter_add_(2, &idx, &vals.view([n, out, k]));
     dense
 }
 
@@ -208,30 +260,81 @@ fn dense_weights(rows: &[Vec<(i64, Vec<f64>)>], out: i64, in_size: i64, dev: Dev
 /// by a horizontal flip where `flips[i]`: PIL's result exactly, as a pixel tensor `[n, C, size, size]`.
 pub fn resized_crop(x: &Tensor, boxes: &[CropBox], flips: &[bool], size: i64) -> Tensor {
     let (n, _, h, w) = x.size4().expect("pixel tensor is 4-D");
-    assert!(boxes.len() == n as usize && flips.len() == n as usize, "resized_crop: one box and flip per sample");
+    assert!(
+        boxes.len() == n as usize && flips.len() == n as usize,
+        "resized_crop: one box and flip per sample"
+    );
     let mut cache: HashMap<i64, Vec<(i64, Vec<f64>)>> = HashMap::new();
-    let mut coeffs = |len: i64| cache.entry(len).or_insert_with(|| bilinear_coefficients(len, size)).clone();
+    let mut coeffs = |len: i64| {
+        cache
+            .entry(len)
+            .or_insert_with(|| bilinear_coefficients(len, size))
+            .clone()
+    };
     let mut cols = Vec::with_capacity(n as usize);
     let mut rows = Vec::with_capacity(n as usize);
     for (b, &flip) in boxes.iter().zip(flips) {
-        let mut cx: Vec<(i64, Vec<f64>)> = coeffs(b.width).into_iter().map(|(s, k)| (s + b.left, k)).collect();
+        let mut cx: Vec<(i64, Vec<f64>)> = coeffs(b.width)
+            .into_iter()
+            .map(|(s, k)| (s + b.left, k))
+            .collect();
         if flip {
             cx.reverse();
         }
         cols.push(cx);
-        rows.push(coeffs(b.height).into_iter().map(|(s, k)| (s + b.top, k)).collect());
+        rows.push(
+            coeffs(b.height)
+                .into_iter()
+                .map(|(s, k)| (s + b.top, k))
+                .collect(),
+        );
     }
+    let vertical_first: Vec<bool> = boxes
+        .iter()
+        .map(|b| vertical_pass_first(b.height, b.width, size))
+        .collect();
+    // Everything the device needs, in one float64 and one int64 transfer.
+    let k = cols
+        .iter()
+        .chain(&rows)
+        .flatten()
+        .map(|(_, w)| w.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let (mut starts, mut vals) = (Vec::new(), Vec::new());
+    flatten_rows(&cols, k, &mut starts, &mut vals);
+    flatten_rows(&rows, k, &mut starts, &mut vals);
+    starts.extend(vertical_first.iter().map(|&v| i64::from(v)));
     let dev = x.device();
-    let wxt = dense_weights(&cols, size, w, dev).transpose(1, 2).unsqueeze(1);
-    let wy = dense_weights(&rows, size, h, dev).unsqueeze(1);
+    let starts = Tensor::from_slice(&starts).to_device(dev);
+    let vals = Tensor::from_slice(&vals).to_device(dev);
+    let (m, k) = (n * size, k as i64);
+    let wxt = dense_weights(
+        &starts.narrow(0, 0, m),
+        &vals.narrow(0, 0, m * k),
+        n,
+        size,
+        k,
+        w,
+    );
+    let wxt = wxt.transpose(1, 2).unsqueeze(1);
+    let wy = dense_weights(
+        &starts.narrow(0, m, m),
+        &vals.narrow(0, m * k, m * k),
+        n,
+        size,
+        k,
+        h,
+    )
+    .unsqueeze(1);
     let x = x.to_kind(Kind::Double);
     let out = pil_round(&wy.matmul(&pil_round(&x.matmul(&wxt))));
-    let vertical_first: Vec<bool> = boxes.iter().map(|b| vertical_pass_first(b.height, b.width, size)).collect();
     if !vertical_first.iter().any(|&v| v) {
         return out.to_kind(Kind::Float);
     }
     let other = pil_round(&pil_round(&wy.matmul(&x)).matmul(&wxt));
-    let mask = Tensor::from_slice(&vertical_first).to_device(dev).view([n, 1, 1, 1]);
+    let mask = starts.narrow(0, 2 * m, n).view([n, 1, 1, 1]).gt(0);
     other.where_self(&mask, &out).to_kind(Kind::Float)
 }
 
@@ -266,7 +369,10 @@ mod tests {
     #[test]
     fn pil_fixed_point_and_scale_tables() {
         // Identity: 1.0 → 65536; the pixel-centre offset 0.5 → 32768.
-        assert_eq!(fixed_coefficients(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]), [65536, 0, 32768, 0, 65536, 32768]);
+        assert_eq!(
+            fixed_coefficients(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]),
+            [65536, 0, 32768, 0, 65536, 32768]
+        );
         // Source positions x + 0.5 + c, truncated; negative → outside (−1), ≥ size → outside.
         assert_eq!(scale_affine_table(1.0, 2.4, 5, 5), vec![2, 3, 4, -1, -1]);
         assert_eq!(scale_affine_table(1.0, -1.6, 5, 5), vec![-1, -1, 0, 1, 2]);
@@ -286,14 +392,28 @@ mod tests {
         // 2× upscale: output 1 sits at input 0.25 → weights 3/4, 1/4 of pixels 0 and 1.
         let c = bilinear_coefficients(4, 8);
         assert_eq!(c[1], (0, vec![3145728.0, 1048576.0]));
-        assert!(!vertical_pass_first(20, 30, 32) && vertical_pass_first(24, 15, 20) && !vertical_pass_first(16, 13, 8));
+        assert!(
+            !vertical_pass_first(20, 30, 32)
+                && vertical_pass_first(24, 15, 20)
+                && !vertical_pass_first(16, 13, 8)
+        );
     }
 
     #[test]
     fn crop_flip_and_identity_resize() {
         let x = Tensor::arange(2 * 4 * 5, (Kind::Float, Device::Cpu)).view([2, 1, 4, 5]);
-        let boxes = [CropBox { top: 0, left: 0, height: 4, width: 5 }; 2];
-        let r = resized_crop(&x.narrow(3, 0, 4).narrow(2, 0, 4).contiguous(), &boxes.map(|b| CropBox { width: 4, ..b }), &[false, true], 4);
+        let boxes = [CropBox {
+            top: 0,
+            left: 0,
+            height: 4,
+            width: 5,
+        }; 2];
+        let r = resized_crop(
+            &x.narrow(3, 0, 4).narrow(2, 0, 4).contiguous(),
+            &boxes.map(|b| CropBox { width: 4, ..b }),
+            &[false, true],
+            4,
+        );
         let src = x.narrow(3, 0, 4).narrow(2, 0, 4);
         assert!(r.get(0).equal(&src.get(0)) && r.get(1).equal(&src.get(1).flip([2i64].as_slice())));
         let top = Tensor::from_slice(&[1i64, 0]);

@@ -21,7 +21,11 @@ fn c_round(t: &Tensor) -> Tensor {
 /// PIL `convert("HSV")` of a 3-channel pixel tensor: (H, S, V), each float64 `[n, 1, H, W]`.
 pub fn rgb_to_hsv(x: &Tensor) -> (Tensor, Tensor, Tensor) {
     let x32 = x.to_kind(Kind::Float);
-    let (r, g, b) = (x32.narrow(1, 0, 1), x32.narrow(1, 1, 1), x32.narrow(1, 2, 1));
+    let (r, g, b) = (
+        x32.narrow(1, 0, 1),
+        x32.narrow(1, 1, 1),
+        x32.narrow(1, 2, 1),
+    );
     let maxc = r.maximum(&g).maximum(&b);
     let minc = r.minimum(&g).minimum(&b);
     let grey = maxc.eq_tensor(&minc);
@@ -33,7 +37,11 @@ pub fn rgb_to_hsv(x: &Tensor) -> (Tensor, Tensor, Tensor) {
     let bc = (&maxc - &b) / &cr;
     // h = bc − gc (float32); 2.0 + rc − bc and 4.0 + gc − rc in double, stored to float32.
     let h_r = (&bc - &gc).to_kind(Kind::Double);
-    let (rc, gc, bc) = (rc.to_kind(Kind::Double), gc.to_kind(Kind::Double), bc.to_kind(Kind::Double));
+    let (rc, gc, bc) = (
+        rc.to_kind(Kind::Double),
+        gc.to_kind(Kind::Double),
+        bc.to_kind(Kind::Double),
+    );
     let h_g = f32r(&(&rc + 2.0 - &bc));
     let h_b = f32r(&(&gc + 4.0 - &rc));
     let h = h_g.where_self(&g.eq_tensor(&maxc), &h_b);
@@ -68,7 +76,9 @@ pub fn hsv_to_rgb(h: &Tensor, s: &Tensor, v: &Tensor) -> Tensor {
     let blue = pick([&p, &p, &t, v, v, &q]);
     let rgb = Tensor::cat(&[red, green, blue], 1);
     let grey = s.eq(0.0);
-    v.expand_as(&rgb).where_self(&grey, &rgb).to_kind(Kind::Float)
+    v.expand_as(&rgb)
+        .where_self(&grey, &rgb)
+        .to_kind(Kind::Float)
 }
 
 /// torchvision `adjust_hue` on PIL images: `shift` holds `trunc(hue_factor·255)` mod 256 per sample
@@ -100,12 +110,16 @@ mod tests {
 
     #[test]
     fn primaries_round_trip_and_rotate() {
-        let x = Tensor::from_slice(&[255f32, 0., 0., 0., 255., 0., 0., 0., 255.]).view([3, 3, 1, 1]);
+        let x =
+            Tensor::from_slice(&[255f32, 0., 0., 0., 255., 0., 0., 0., 255.]).view([3, 3, 1, 1]);
         let zero = Tensor::zeros([3, 1, 1, 1], (Kind::Double, tch::Device::Cpu));
         assert!(adjust_hue(&x, &zero).equal(&x));
         let (h, s, v) = rgb_to_hsv(&x);
         // PIL: red H 0, green H 85, blue H 170; S and V 255.
-        assert_eq!(Vec::<f64>::try_from(&h.view([-1])).unwrap(), vec![0.0, 85.0, 170.0]);
+        assert_eq!(
+            Vec::<f64>::try_from(&h.view([-1])).unwrap(),
+            vec![0.0, 85.0, 170.0]
+        );
         assert!(s.eq(255.0).all().int64_value(&[]) == 1 && v.eq(255.0).all().int64_value(&[]) == 1);
     }
 }

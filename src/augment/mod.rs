@@ -22,8 +22,8 @@ mod rng;
 mod simclr;
 mod strong;
 
-pub use rng::AugRng;
 pub use geometry::CropBox;
+pub use rng::AugRng;
 pub use simclr::{random_resized_crop_box, Jitter, SimclrAugment, SimclrParams};
 pub use strong::{apply_op, Cutout, StrongAugment, StrongOp, StrongParams};
 
@@ -35,7 +35,11 @@ pub enum AugmentError {
     #[error("images must have 1 or 3 channels, got {0}")]
     Channels(i64),
     #[error("normalisation has {mean} means and {std} stds for {channels} channels")]
-    NormalizeLength { mean: usize, std: usize, channels: i64 },
+    NormalizeLength {
+        mean: usize,
+        std: usize,
+        channels: i64,
+    },
     #[error("normalisation std {0} is not positive")]
     NonPositiveStd(f64),
     #[error("crop size {crop} does not fit images of {height}x{width}")]
@@ -54,15 +58,24 @@ pub struct Normalize {
 impl Normalize {
     /// CIFAR-10 statistics (spec §3).
     pub fn cifar10() -> Self {
-        Normalize { mean: vec![0.4914, 0.4822, 0.4465], std: vec![0.2023, 0.1994, 0.2010] }
+        Normalize {
+            mean: vec![0.4914, 0.4822, 0.4465],
+            std: vec![0.2023, 0.1994, 0.2010],
+        }
     }
     /// CIFAR-100 statistics (spec §3).
     pub fn cifar100() -> Self {
-        Normalize { mean: vec![0.5071, 0.4867, 0.4408], std: vec![0.2675, 0.2565, 0.2761] }
+        Normalize {
+            mean: vec![0.5071, 0.4867, 0.4408],
+            std: vec![0.2675, 0.2565, 0.2761],
+        }
     }
     /// ImageNet statistics, used for STL-10 (spec §3).
     pub fn imagenet() -> Self {
-        Normalize { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
+        Normalize {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
     }
 
     /// Checks that there is one mean and one positive std per channel (or one for all channels).
@@ -72,9 +85,13 @@ impl Normalize {
         }
         let ok = |n: usize| n == 1 || n as i64 == channels;
         if !ok(self.mean.len()) || !ok(self.std.len()) {
-            return Err(AugmentError::NormalizeLength { mean: self.mean.len(), std: self.std.len(), channels });
+            return Err(AugmentError::NormalizeLength {
+                mean: self.mean.len(),
+                std: self.std.len(),
+                channels,
+            });
         }
-        match self.std.iter().find(|s| !(**s > 0.0)) {
+        match self.std.iter().find(|s| !s.is_finite() || **s <= 0.0) {
             Some(&s) => Err(AugmentError::NonPositiveStd(s)),
             None => Ok(()),
         }
@@ -96,9 +113,17 @@ impl Normalize {
             panic!("Normalize: {e}");
         }
         let dev = pixels.device();
-        let pick = |v: &[f64]| -> Vec<f32> { (0..c as usize).map(|i| v[i.min(v.len() - 1)] as f32).collect() };
-        let mean = Tensor::from_slice(&pick(&self.mean)).to_device(dev).view([1, c, 1, 1]);
-        let std = Tensor::from_slice(&pick(&self.std)).to_device(dev).view([1, c, 1, 1]);
+        let pick = |v: &[f64]| -> Vec<f32> {
+            (0..c as usize)
+                .map(|i| v[i.min(v.len() - 1)] as f32)
+                .collect()
+        };
+        let mean = Tensor::from_slice(&pick(&self.mean))
+            .to_device(dev)
+            .view([1, c, 1, 1]);
+        let std = Tensor::from_slice(&pick(&self.std))
+            .to_device(dev)
+            .view([1, c, 1, 1]);
         let x = div_exact(&pixels.to_kind(Kind::Float), 255.0);
         (x - mean) / std
     }
@@ -110,14 +135,28 @@ impl Normalize {
 /// If the input is not 4-D with 1 or 3 channels.
 pub fn to_pixels(images_u8_nhwc: &Tensor) -> Tensor {
     let size = images_u8_nhwc.size();
-    assert!(size.len() == 4, "augment: expected uint8 images [B, H, W, C], got shape {size:?}");
-    assert!(size[3] == 1 || size[3] == 3, "augment: expected 1 or 3 channels, got shape {size:?}");
-    images_u8_nhwc.permute([0, 3, 1, 2]).to_kind(Kind::Float).contiguous()
+    assert!(
+        size.len() == 4,
+        "augment: expected uint8 images [B, H, W, C], got shape {size:?}"
+    );
+    assert!(
+        size[3] == 1 || size[3] == 3,
+        "augment: expected 1 or 3 channels, got shape {size:?}"
+    );
+    images_u8_nhwc
+        .permute([0, 3, 1, 2])
+        .to_kind(Kind::Float)
+        .contiguous()
 }
 
 /// Float `[B, C, H, W]` holding 0..255 → uint8 `[B, H, W, C]` (values are rounded and clipped).
 pub fn to_u8_nhwc(pixels: &Tensor) -> Tensor {
-    pixels.round().clamp(0.0, 255.0).to_kind(Kind::Uint8).permute([0, 2, 3, 1]).contiguous()
+    pixels
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Uint8)
+        .permute([0, 2, 3, 1])
+        .contiguous()
 }
 
 /// `t / d` as a true IEEE division on every device (a divisor tensor on the device, never a CPU

@@ -20,12 +20,18 @@ pub(crate) struct Pack {
 
 impl Pack {
     pub fn push_f(&mut self, v: &[f64]) -> Slot {
-        let s = Slot { start: self.f.len() as i64, len: v.len() as i64 };
+        let s = Slot {
+            start: self.f.len() as i64,
+            len: v.len() as i64,
+        };
         self.f.extend_from_slice(v);
         s
     }
     pub fn push_i(&mut self, v: &[i64]) -> Slot {
-        let s = Slot { start: self.i.len() as i64, len: v.len() as i64 };
+        let s = Slot {
+            start: self.i.len() as i64,
+            len: v.len() as i64,
+        };
         self.i.extend_from_slice(v);
         s
     }
@@ -34,7 +40,10 @@ impl Pack {
         // Never empty, so that `from_slice` and `narrow` stay well defined.
         self.f.push(0.0);
         self.i.push(0);
-        Packed { f: Tensor::from_slice(&self.f).to_device(dev), i: Tensor::from_slice(&self.i).to_device(dev) }
+        Packed {
+            f: Tensor::from_slice(&self.f).to_device(dev),
+            i: Tensor::from_slice(&self.i).to_device(dev),
+        }
     }
 }
 

@@ -14,7 +14,9 @@ pub struct AugRng {
 
 impl AugRng {
     pub fn new(seed: u64) -> Self {
-        AugRng { rng: ChaCha8Rng::seed_from_u64(seed) }
+        AugRng {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
     }
 
     /// Uniform in [0, 1) (Python's `random.random()`).

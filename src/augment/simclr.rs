@@ -46,7 +46,13 @@ pub struct SimclrAugment {
 
 /// torchvision `RandomResizedCrop.get_params`: 10 tries of (scale, log-ratio), then the centre crop
 /// with the ratio clamped to `ratio`. Python's `round` is round-half-even.
-pub fn random_resized_crop_box(h: i64, w: i64, scale: (f64, f64), ratio: (f64, f64), rng: &mut AugRng) -> CropBox {
+pub fn random_resized_crop_box(
+    h: i64,
+    w: i64,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut AugRng,
+) -> CropBox {
     let area = (h * w) as f64;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
@@ -57,18 +63,34 @@ pub fn random_resized_crop_box(h: i64, w: i64, scale: (f64, f64), ratio: (f64, f
         if 0 < cw && cw <= w && 0 < ch && ch <= h {
             let top = rng.int_inclusive(0, h - ch);
             let left = rng.int_inclusive(0, w - cw);
-            return CropBox { top, left, height: ch, width: cw };
+            return CropBox {
+                top,
+                left,
+                height: ch,
+                width: cw,
+            };
         }
     }
     let in_ratio = w as f64 / h as f64;
     let (ch, cw) = if in_ratio < ratio.0.min(ratio.1) {
-        (((w as f64) / ratio.0.min(ratio.1)).round_ties_even() as i64, w)
+        (
+            ((w as f64) / ratio.0.min(ratio.1)).round_ties_even() as i64,
+            w,
+        )
     } else if in_ratio > ratio.0.max(ratio.1) {
-        (h, ((h as f64) * ratio.0.max(ratio.1)).round_ties_even() as i64)
+        (
+            h,
+            ((h as f64) * ratio.0.max(ratio.1)).round_ties_even() as i64,
+        )
     } else {
         (h, w)
     };
-    CropBox { top: (h - ch) / 2, left: (w - cw) / 2, height: ch, width: cw }
+    CropBox {
+        top: (h - ch) / 2,
+        left: (w - cw) / 2,
+        height: ch,
+        width: cw,
+    }
 }
 
 impl SimclrAugment {
@@ -93,15 +115,37 @@ impl SimclrAugment {
     /// Checks the settings for images with `channels` channels.
     pub fn validate(&self, channels: i64) -> Result<(), AugmentError> {
         self.normalize.validate(channels)?;
-        let bad = |name: &'static str, value: f64, ok: bool| if ok { Ok(()) } else { Err(AugmentError::Parameter { name, value }) };
+        let bad = |name: &'static str, value: f64, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(AugmentError::Parameter { name, value })
+            }
+        };
         bad("size", self.size as f64, self.size > 0)?;
-        bad("scale", self.scale.0, 0.0 < self.scale.0 && self.scale.0 <= self.scale.1)?;
-        bad("ratio", self.ratio.0, 0.0 < self.ratio.0 && self.ratio.0 <= self.ratio.1)?;
-        for (name, v) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)] {
+        bad(
+            "scale",
+            self.scale.0,
+            0.0 < self.scale.0 && self.scale.0 <= self.scale.1,
+        )?;
+        bad(
+            "ratio",
+            self.ratio.0,
+            0.0 < self.ratio.0 && self.ratio.0 <= self.ratio.1,
+        )?;
+        for (name, v) in [
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+            ("saturation", self.saturation),
+        ] {
             bad(name, v, v >= 0.0)?;
         }
         bad("hue", self.hue, (0.0..=0.5).contains(&self.hue))?;
-        for (name, p) in [("flip_p", self.flip_p), ("jitter_p", self.jitter_p), ("gray_p", self.gray_p)] {
+        for (name, p) in [
+            ("flip_p", self.flip_p),
+            ("jitter_p", self.jitter_p),
+            ("gray_p", self.gray_p),
+        ] {
             bad(name, p, (0.0..=1.0).contains(&p))?;
         }
         Ok(())
@@ -109,7 +153,13 @@ impl SimclrAugment {
 
     /// Draws the parameters of `n` samples of `h × w` images.
     pub fn sample_params(&self, n: usize, h: i64, w: i64, rng: &mut AugRng) -> Vec<SimclrParams> {
-        let factor = |v: f64, rng: &mut AugRng| if v > 0.0 { rng.uniform_range((1.0 - v).max(0.0), 1.0 + v) } else { 1.0 };
+        let factor = |v: f64, rng: &mut AugRng| {
+            if v > 0.0 {
+                rng.uniform_range((1.0 - v).max(0.0), 1.0 + v)
+            } else {
+                1.0
+            }
+        };
         (0..n)
             .map(|_| {
                 let crop = random_resized_crop_box(h, w, self.scale, self.ratio, rng);
@@ -119,20 +169,37 @@ impl SimclrAugment {
                     let brightness = factor(self.brightness, rng);
                     let contrast = factor(self.contrast, rng);
                     let saturation = factor(self.saturation, rng);
-                    let hue = if self.hue > 0.0 { rng.uniform_range(-self.hue, self.hue) } else { 0.0 };
-                    Some(Jitter { order, brightness, contrast, saturation, hue })
+                    let hue = if self.hue > 0.0 {
+                        rng.uniform_range(-self.hue, self.hue)
+                    } else {
+                        0.0
+                    };
+                    Some(Jitter {
+                        order,
+                        brightness,
+                        contrast,
+                        saturation,
+                        hue,
+                    })
                 } else {
                     None
                 };
                 let gray = rng.bernoulli(self.gray_p);
-                SimclrParams { crop, flip, jitter, gray }
+                SimclrParams {
+                    crop,
+                    flip,
+                    jitter,
+                    gray,
+                }
             })
             .collect()
     }
 
     /// uint8 `[B, H, W, C]` → float32 `[B, C, size, size]`, normalised.
     pub fn apply(&self, images_u8_nhwc: &Tensor, rng: &mut AugRng) -> Tensor {
-        let (n, h, w, _) = images_u8_nhwc.size4().expect("augment: images must be [B, H, W, C]");
+        let (n, h, w, _) = images_u8_nhwc
+            .size4()
+            .expect("augment: images must be [B, H, W, C]");
         let params = self.sample_params(n as usize, h, w, rng);
         self.apply_with_params(images_u8_nhwc, &params)
     }
@@ -146,7 +213,12 @@ impl SimclrAugment {
         let mut x = geometry::resized_crop(&x, &boxes, &flips, self.size);
         // An op is skipped when torchvision's ColorJitter would skip it (parameter 0) and for the
         // identities on 1-channel images.
-        let enabled = [self.brightness > 0.0, self.contrast > 0.0, self.saturation > 0.0 && c == 3, self.hue > 0.0 && c == 3];
+        let enabled = [
+            self.brightness > 0.0,
+            self.contrast > 0.0,
+            self.saturation > 0.0 && c == 3,
+            self.hue > 0.0 && c == 3,
+        ];
         let mut pack = Pack::default();
         let mut groups = Vec::new();
         for slot in 0..4 {
@@ -154,14 +226,23 @@ impl SimclrAugment {
                 let (idx, vals): (Vec<i64>, Vec<f64>) = params
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, p)| p.jitter.filter(|j| on && j.order[slot] == op).map(|j| (i as i64, jitter_value(&j, op))))
+                    .filter_map(|(i, p)| {
+                        p.jitter
+                            .filter(|j| on && j.order[slot] == op)
+                            .map(|j| (i as i64, jitter_value(&j, op)))
+                    })
                     .unzip();
                 if !idx.is_empty() {
                     groups.push((op, pack.push_i(&idx), pack.push_f(&vals)));
                 }
             }
         }
-        let gray: Vec<i64> = params.iter().enumerate().filter(|(_, p)| p.gray && c == 3).map(|(i, _)| i as i64).collect();
+        let gray: Vec<i64> = params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.gray && c == 3)
+            .map(|(i, _)| i as i64)
+            .collect();
         let gray_slot = pack.push_i(&gray);
         let packed = pack.upload(x.device());
         for (op, idx, vals) in groups {
@@ -185,7 +266,8 @@ impl SimclrAugment {
 
     /// The augmentation with given parameters (one per sample), normalised.
     pub fn apply_with_params(&self, images_u8_nhwc: &Tensor, params: &[SimclrParams]) -> Tensor {
-        self.normalize.apply_pixels(&self.pixels_with_params(images_u8_nhwc, params))
+        self.normalize
+            .apply_pixels(&self.pixels_with_params(images_u8_nhwc, params))
     }
 }
 

@@ -56,15 +56,26 @@ impl StrongOp {
             StrongOp::Identity | StrongOp::AutoContrast | StrongOp::Equalize => (0.0, 1.0),
             StrongOp::Rotate => (-30.0, 30.0),
             StrongOp::Solarize => (0.0, 256.0),
-            StrongOp::Color | StrongOp::Contrast | StrongOp::Brightness | StrongOp::Sharpness => (0.05, 0.95),
-            StrongOp::ShearX | StrongOp::ShearY | StrongOp::TranslateX | StrongOp::TranslateY => (-0.1, 0.1),
+            StrongOp::Color | StrongOp::Contrast | StrongOp::Brightness | StrongOp::Sharpness => {
+                (0.05, 0.95)
+            }
+            StrongOp::ShearX | StrongOp::ShearY | StrongOp::TranslateX | StrongOp::TranslateY => {
+                (-0.1, 0.1)
+            }
             StrongOp::Posterize => (4.0, 8.0),
         }
     }
 
     /// Whether the reference flips the sign of the magnitude with probability 1/2.
     pub fn random_sign(self) -> bool {
-        matches!(self, StrongOp::Rotate | StrongOp::ShearX | StrongOp::ShearY | StrongOp::TranslateX | StrongOp::TranslateY)
+        matches!(
+            self,
+            StrongOp::Rotate
+                | StrongOp::ShearX
+                | StrongOp::ShearY
+                | StrongOp::TranslateX
+                | StrongOp::TranslateY
+        )
     }
 
     /// The PIL affine data of a geometric op with (signed) magnitude `v` on `w × h` images.
@@ -92,7 +103,12 @@ impl Cutout {
     /// The zeroed rows `y1..y2` and columns `x1..x2` in an `h × w` image.
     pub fn bounds(&self, h: i64, w: i64) -> (i64, i64, i64, i64) {
         let half = self.len / 2;
-        ((self.cy - half).clamp(0, h), (self.cy + half).clamp(0, h), (self.cx - half).clamp(0, w), (self.cx + half).clamp(0, w))
+        (
+            (self.cy - half).clamp(0, h),
+            (self.cy + half).clamp(0, h),
+            (self.cx - half).clamp(0, w),
+            (self.cx + half).clamp(0, w),
+        )
     }
 }
 
@@ -121,13 +137,23 @@ impl StrongAugment {
     pub fn validate(&self, channels: i64, height: i64, width: i64) -> Result<(), AugmentError> {
         self.normalize.validate(channels)?;
         if self.crop_size < 1 || self.crop_size > height || self.crop_size > width {
-            return Err(AugmentError::CropTooLarge { crop: self.crop_size, height, width });
+            return Err(AugmentError::CropTooLarge {
+                crop: self.crop_size,
+                height,
+                width,
+            });
         }
         if self.cutout < 1 {
-            return Err(AugmentError::Parameter { name: "cutout", value: self.cutout as f64 });
+            return Err(AugmentError::Parameter {
+                name: "cutout",
+                value: self.cutout as f64,
+            });
         }
         if !(0.0..=1.0).contains(&self.flip_p) {
-            return Err(AugmentError::Parameter { name: "flip_p", value: self.flip_p });
+            return Err(AugmentError::Parameter {
+                name: "flip_p",
+                value: self.flip_p,
+            });
         }
         Ok(())
     }
@@ -154,7 +180,13 @@ impl StrongAugment {
                 let len = rng.int_inclusive(1, self.cutout);
                 let cy = rng.int_inclusive(0, size - 1);
                 let cx = rng.int_inclusive(0, size - 1);
-                StrongParams { flip, crop_top, crop_left, ops, cutout: Cutout { len, cy, cx } }
+                StrongParams {
+                    flip,
+                    crop_top,
+                    crop_left,
+                    ops,
+                    cutout: Cutout { len, cy, cx },
+                }
             })
             .collect()
     }
@@ -164,8 +196,14 @@ impl StrongAugment {
     /// # Panics
     /// If the images are smaller than `crop_size` (see [`StrongAugment::validate`]).
     pub fn apply(&self, images_u8_nhwc: &Tensor, rng: &mut AugRng) -> Tensor {
-        let (n, h, w, _) = images_u8_nhwc.size4().expect("augment: images must be [B, H, W, C]");
-        assert!(self.crop_size <= h && self.crop_size <= w, "StrongAugment: crop {} > image {h}x{w}", self.crop_size);
+        let (n, h, w, _) = images_u8_nhwc
+            .size4()
+            .expect("augment: images must be [B, H, W, C]");
+        assert!(
+            self.crop_size <= h && self.crop_size <= w,
+            "StrongAugment: crop {} > image {h}x{w}",
+            self.crop_size
+        );
         let params = self.sample_params(n as usize, h, w, rng);
         self.apply_with_params(images_u8_nhwc, &params)
     }
@@ -181,11 +219,13 @@ impl StrongAugment {
         let lefts = pack.push_i(&params.iter().map(|p| p.crop_left).collect::<Vec<_>>());
         let slots = (0..params.iter().map(|p| p.ops.len()).max().unwrap_or(0))
             .map(|s| {
-                let ops: Vec<Option<(StrongOp, f64)>> = params.iter().map(|p| p.ops.get(s).copied()).collect();
+                let ops: Vec<Option<(StrongOp, f64)>> =
+                    params.iter().map(|p| p.ops.get(s).copied()).collect();
                 plan_slot(&ops, size, size, &mut pack)
             })
             .collect::<Vec<_>>();
-        let bounds: Vec<(i64, i64, i64, i64)> = params.iter().map(|p| p.cutout.bounds(size, size)).collect();
+        let bounds: Vec<(i64, i64, i64, i64)> =
+            params.iter().map(|p| p.cutout.bounds(size, size)).collect();
         let cut: Vec<Slot> = (0..4)
             .map(|k| {
                 let v: Vec<i64> = bounds.iter().map(|b| [b.0, b.1, b.2, b.3][k]).collect();
@@ -204,7 +244,13 @@ impl StrongAugment {
         }
         let x = self.normalize.apply_pixels(&x);
         debug_assert_eq!(x.size()[0], n);
-        geometry::cutout(&x, &packed.i(cut[0]), &packed.i(cut[1]), &packed.i(cut[2]), &packed.i(cut[3]))
+        geometry::cutout(
+            &x,
+            &packed.i(cut[0]),
+            &packed.i(cut[1]),
+            &packed.i(cut[2]),
+            &packed.i(cut[3]),
+        )
     }
 }
 
@@ -221,7 +267,10 @@ struct Group {
 /// Groups the samples of one op slot and stages their indices and parameters.
 fn plan_slot(ops: &[Option<(StrongOp, f64)>], h: i64, w: i64, pack: &mut Pack) -> Vec<Group> {
     let members = |keep: &dyn Fn(StrongOp) -> bool| -> Vec<(i64, StrongOp, f64)> {
-        ops.iter().enumerate().filter_map(|(i, o)| o.filter(|(k, _)| keep(*k)).map(|(k, v)| (i as i64, k, v))).collect()
+        ops.iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.filter(|(k, _)| keep(*k)).map(|(k, v)| (i as i64, k, v)))
+            .collect()
     };
     let mut groups = Vec::new();
     for op in StrongOp::ALL {
@@ -232,7 +281,11 @@ fn plan_slot(ops: &[Option<(StrongOp, f64)>], h: i64, w: i64, pack: &mut Pack) -
         if !m.is_empty() {
             let idx = pack.push_i(&m.iter().map(|m| m.0).collect::<Vec<_>>());
             let vals = pack.push_f(&m.iter().map(|m| op_value(op, m.2)).collect::<Vec<_>>());
-            groups.push(Group { op: Some(op), idx, vals });
+            groups.push(Group {
+                op: Some(op),
+                idx,
+                vals,
+            });
         }
     }
     let m = members(&|k| k.affine(0.0, w, h).is_some());
@@ -240,7 +293,11 @@ fn plan_slot(ops: &[Option<(StrongOp, f64)>], h: i64, w: i64, pack: &mut Pack) -
         let mats: Vec<Affine> = m.iter().filter_map(|m| m.1.affine(m.2, w, h)).collect();
         let idx = pack.push_i(&m.iter().map(|m| m.0).collect::<Vec<_>>());
         let vals = pack.push_i(&geometry::affine_plan(&mats, h, w));
-        groups.push(Group { op: None, idx, vals });
+        groups.push(Group {
+            op: None,
+            idx,
+            vals,
+        });
     }
     groups
 }
@@ -292,9 +349,33 @@ mod tests {
 
     #[test]
     fn cutout_bounds_are_clipped_half_open() {
-        assert_eq!(Cutout { len: 16, cy: 3, cx: 30 }.bounds(32, 32), (0, 11, 22, 32));
-        assert_eq!(Cutout { len: 5, cy: 10, cx: 10 }.bounds(32, 32), (8, 12, 8, 12));
-        assert_eq!(Cutout { len: 1, cy: 10, cx: 10 }.bounds(32, 32), (10, 10, 10, 10));
+        assert_eq!(
+            Cutout {
+                len: 16,
+                cy: 3,
+                cx: 30
+            }
+            .bounds(32, 32),
+            (0, 11, 22, 32)
+        );
+        assert_eq!(
+            Cutout {
+                len: 5,
+                cy: 10,
+                cx: 10
+            }
+            .bounds(32, 32),
+            (8, 12, 8, 12)
+        );
+        assert_eq!(
+            Cutout {
+                len: 1,
+                cy: 10,
+                cx: 10
+            }
+            .bounds(32, 32),
+            (10, 10, 10, 10)
+        );
     }
 
     #[test]
@@ -302,17 +383,32 @@ mod tests {
         assert_eq!(op_value(StrongOp::Solarize, 127.2), 128.0);
         assert_eq!(op_value(StrongOp::Posterize, 5.9), 8.0);
         assert_eq!(op_value(StrongOp::Posterize, 4.0), 16.0);
-        let signed: Vec<StrongOp> = StrongOp::ALL.into_iter().filter(|o| o.random_sign()).collect();
+        let signed: Vec<StrongOp> = StrongOp::ALL
+            .into_iter()
+            .filter(|o| o.random_sign())
+            .collect();
         assert_eq!(signed.len(), 5);
         assert!(signed.iter().all(|o| o.affine(0.05, 8, 8).is_some()));
     }
 
     #[test]
     fn sampled_params_stay_in_range() {
-        let aug = StrongAugment { crop_size: 20, num_ops: 4, cutout: 8, flip_p: 0.5, normalize: Normalize::cifar10() };
+        let aug = StrongAugment {
+            crop_size: 20,
+            num_ops: 4,
+            cutout: 8,
+            flip_p: 0.5,
+            normalize: Normalize::cifar10(),
+        };
         for p in aug.sample_params(500, 24, 28, &mut AugRng::new(3)) {
-            assert!((0..=4).contains(&p.crop_top) && (0..=8).contains(&p.crop_left) && p.ops.len() == 4);
-            assert!((1..=8).contains(&p.cutout.len) && (0..20).contains(&p.cutout.cy) && (0..20).contains(&p.cutout.cx));
+            assert!(
+                (0..=4).contains(&p.crop_top) && (0..=8).contains(&p.crop_left) && p.ops.len() == 4
+            );
+            assert!(
+                (1..=8).contains(&p.cutout.len)
+                    && (0..20).contains(&p.cutout.cy)
+                    && (0..20).contains(&p.cutout.cx)
+            );
             for (op, v) in p.ops {
                 // The signed ranges are symmetric, so a flipped sign stays inside.
                 let (lo, hi) = op.range();

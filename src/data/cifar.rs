@@ -6,9 +6,9 @@
 
 use rayon::prelude::*;
 
-use super::pickle;
 use super::raw::RawFile;
 use super::IngestError;
+use super::{numpy, pickle};
 
 pub const SIDE: usize = 32;
 pub const PIXELS: usize = SIDE * SIDE * 3;
@@ -117,7 +117,7 @@ pub fn read_pickle(file: &RawFile, which: CifarLabels) -> Result<CifarPart, Inge
     let data = v
         .get("data")
         .ok_or_else(|| bad("the pickled dict has no `data` entry".into()))?;
-    let arr = pickle::ndarray(data).map_err(|e| bad(format!("`data`: {e}")))?;
+    let arr = numpy::ndarray(data).map_err(|e| bad(format!("`data`: {e}")))?;
     if arr.shape.len() != 2 || arr.shape[1] != PIXELS {
         return Err(bad(format!(
             "`data` has shape {:?}, expected [N, {PIXELS}]",

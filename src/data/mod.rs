@@ -16,6 +16,7 @@ pub mod folder;
 pub mod idx;
 pub mod ingest;
 mod norm;
+pub mod numpy;
 pub mod pickle;
 pub mod raw;
 pub mod sources;

@@ -24,7 +24,7 @@ fn colmajor_to_hwc(src: &[u8], dst: &mut [u8]) {
     for y in 0..SIDE {
         for x in 0..SIDE {
             let o = (y * SIDE + x) * 3;
-            let s = y * SIDE + x;
+            let s = x * SIDE + y;
             dst[o] = src[s];
             dst[o + 1] = src[plane + s];
             dst[o + 2] = src[2 * plane + s];

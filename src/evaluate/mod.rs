@@ -18,7 +18,7 @@ mod predictions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use inputs::{input_role, neighbor_accuracy_fields, InputRole, CURVES_PREFIX};
 pub use params::{EvalInputs, EvalParams};

@@ -94,3 +94,29 @@ impl EvalInputs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let p: EvalParams = crate::stage::parse_params(Path::new("p.json"), "{}").unwrap();
+        assert_eq!(p, EvalParams::default());
+        assert_eq!(p.batch_size, 256);
+        let p: EvalParams =
+            crate::stage::parse_params(Path::new("p.json"), r#"{"published": "cifar100-20"}"#)
+                .unwrap();
+        assert_eq!(p.published, Some(Published::Cifar100_20));
+        let e = crate::stage::parse_params::<EvalParams>(Path::new("p.json"), r#"{"publish": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("publish"), "{e}");
+        assert!(crate::stage::parse_params::<EvalParams>(
+            Path::new("p.json"),
+            r#"{"published": "imagenet"}"#
+        )
+        .is_err());
+    }
+}

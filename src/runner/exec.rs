@@ -4,6 +4,9 @@
 //! (exactly the declared names, files or directories, no symlinks), external inputs re-hashed (a result
 //! whose inputs changed during the run is discarded), outputs committed as blobs and the action record
 //! written last. The staging directory is removed whatever happens; a killed stage leaves nothing.
+//! Each key also gets a work directory, `<store>/work/<key>`, passed as `SCAN_WORK_DIR`: training
+//! stages checkpoint there, it survives a failed or killed attempt (so the rerun resumes) and is
+//! removed once the result is committed.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -51,11 +54,19 @@ pub fn build(
         }
     }
     let staging = ctx.store.temp_dir(key)?;
-    let result = build_in(ctx, stage, resolved, key, manifest, inputs, &staging);
+    // The stage's work area (checkpoints) survives failed and killed attempts of this key, so a
+    // rerun resumes; it is dropped once the result is committed.
+    let work = ctx.store.dir("work").join(key);
+    fs_err::create_dir_all(&work)?;
+    let result = build_in(ctx, stage, resolved, key, manifest, inputs, &staging, &work);
     let _ = remove_tree(&staging);
+    if result.is_ok() {
+        let _ = remove_tree(&work);
+    }
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_in(
     ctx: &Ctx,
     stage: &Stage,
@@ -64,6 +75,7 @@ fn build_in(
     manifest: &serde_json::Value,
     inputs: &BTreeMap<String, InputHash>,
     staging: &Path,
+    work: &Path,
 ) -> Result<ActionRecord, RunnerError> {
     let out_dir = staging.join("out");
     fs_err::create_dir_all(&out_dir)?;
@@ -82,6 +94,7 @@ fn build_in(
         .arg("--params")
         .arg(&params_path)
         .current_dir(&ctx.pipeline.workspace)
+        .env("SCAN_WORK_DIR", work)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
