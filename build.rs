@@ -32,7 +32,10 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     println!("cargo:rustc-link-search=native={lib}");
     // Every PyPI wheel of torch 2.11 has CUDA; a CPU-only libtorch has no libtorch_cuda.so.
-    if !std::path::Path::new(&*lib).join("libtorch_cuda.so").exists() {
+    if !std::path::Path::new(&*lib)
+        .join("libtorch_cuda.so")
+        .exists()
+    {
         return;
     }
     let force = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";

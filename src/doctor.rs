@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-
 /// Directory of the `libtorch_cpu.so` this process actually loaded (from `/proc/self/maps`).
 fn loaded_libtorch_dir() -> Option<PathBuf> {
     let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
@@ -21,7 +20,12 @@ fn torch_version(lib_dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(lib_dir.parent()?.join("version.py")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("__version__"))
-        .map(|rest| rest.trim_start_matches([' ', '=']).trim().trim_matches(['\'', '"']).to_string())
+        .map(|rest| {
+            rest.trim_start_matches([' ', '='])
+                .trim()
+                .trim_matches(['\'', '"'])
+                .to_string()
+        })
 }
 
 /// Name of CUDA device 0 through the driver API (`libcuda.so.1`), if a driver is present.
@@ -56,7 +60,11 @@ fn cuda_device_name() -> Option<String> {
         if name_fn(buf.as_mut_ptr(), buf.len() as i32, dev) != 0 {
             return None;
         }
-        Some(std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned())
+        Some(
+            std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 }
 
@@ -65,7 +73,9 @@ fn dir_size(path: &Path) -> (u64, u64) {
     let mut files = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
@@ -86,23 +96,39 @@ pub fn run(store: Option<&Path>) -> anyhow::Result<ExitCode> {
     let lib_dir = loaded_libtorch_dir().context("libtorch is not loaded in this process")?;
     let version = torch_version(&lib_dir).unwrap_or_else(|| "unknown".into());
     println!("libtorch:      {version} ({})", lib_dir.display());
-    println!("cuda:          {}", if cuda { "available" } else { "not available" });
+    println!(
+        "cuda:          {}",
+        if cuda { "available" } else { "not available" }
+    );
     if cuda {
         println!("cuda devices:  {}", tch::Cuda::device_count());
-        println!("device 0:      {}", cuda_device_name().unwrap_or_else(|| "unknown".into()));
+        println!(
+            "device 0:      {}",
+            cuda_device_name().unwrap_or_else(|| "unknown".into())
+        );
         println!(
             "cudnn:         {}",
-            if tch::Cuda::cudnn_is_available() { "available" } else { "not available" }
+            if tch::Cuda::cudnn_is_available() {
+                "available"
+            } else {
+                "not available"
+            }
         );
     }
     println!("torch threads: {threads}");
-    let store = store.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("artifacts"));
+    let store = store
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("artifacts"));
     let (bytes, files) = dir_size(&store);
     let exists = store.is_dir();
     println!(
         "store:         {}{}",
         store.display(),
-        if exists { format!(" ({files} files, {:.1} MiB)", bytes as f64 / 1048576.0) } else { " (not created yet)".into() }
+        if exists {
+            format!(" ({files} files, {:.1} MiB)", bytes as f64 / 1048576.0)
+        } else {
+            " (not created yet)".into()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

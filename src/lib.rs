@@ -4,19 +4,19 @@
 //! Each module owns one concern; `../shared/scan-spec.md` is the method, and each module's doc names
 //! the section it implements.
 
-pub mod stage;
-pub mod util;
-pub mod doctor;
-pub mod store;
-pub mod runner;
+pub mod augment;
 pub mod data;
+pub mod doctor;
+pub mod evaluate;
 pub mod io;
 pub mod knn;
-pub mod mine;
-pub mod metrics;
-pub mod report;
-pub mod evaluate;
-pub mod augment;
-pub mod nn;
 pub mod losses;
+pub mod metrics;
+pub mod mine;
+pub mod nn;
+pub mod report;
+pub mod runner;
+pub mod stage;
+pub mod store;
 pub mod train;
+pub mod util;

@@ -18,7 +18,9 @@ pub fn simclr_loss(z: &Tensor, temperature: f64) -> Tensor {
     // Mask out the self-similarity (i, i) of each anchor.
     let not_self = Tensor::ones([b, two_b], (Kind::Float, z.device()))
         - Tensor::eye_m(b, two_b, (Kind::Float, z.device()));
-    let log_denominator = (logits.exp() * &not_self).sum_dim_intlist([1i64].as_slice(), false, Kind::Float).log();
+    let log_denominator = (logits.exp() * &not_self)
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .log();
     let positive_index = Tensor::arange_start(b, two_b, (Kind::Int64, z.device())).view([b, 1]);
     let positive = logits.gather(1, &positive_index, false).view([b]);
     -(positive - log_denominator).mean(Kind::Float)
@@ -46,14 +48,22 @@ fn bce_with_ones(x: &Tensor) -> Tensor {
 
 /// SCAN loss of one head: p_a = softmax(anchor logits), p_n = softmax(neighbour logits);
 /// consistency = −mean log⟨p_a, p_n⟩; entropy of the mean p_a; total = consistency − λ·entropy.
-pub fn scan_loss(anchor_logits: &Tensor, neighbor_logits: &Tensor, entropy_weight: f64) -> ScanLoss {
+pub fn scan_loss(
+    anchor_logits: &Tensor,
+    neighbor_logits: &Tensor,
+    entropy_weight: f64,
+) -> ScanLoss {
     let pa = anchor_logits.softmax(1, Kind::Float);
     let pn = neighbor_logits.softmax(1, Kind::Float);
     let similarity = (&pa * &pn).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     let consistency = bce_with_ones(&similarity);
     let entropy = entropy(&pa.mean_dim([0i64].as_slice(), false, Kind::Float));
     let total = &consistency - entropy_weight * &entropy;
-    ScanLoss { total, consistency, entropy }
+    ScanLoss {
+        total,
+        consistency,
+        entropy,
+    }
 }
 
 /// Selection loss of one head on the test split (spec section 5): `probs` `[N, C]`, `neighbors`
@@ -62,9 +72,13 @@ pub fn scan_loss(anchor_logits: &Tensor, neighbor_logits: &Tensor, entropy_weigh
 /// Returns (total, consistency, entropy).
 pub fn scan_selection_loss(probs: &Tensor, neighbors: &Tensor) -> (f64, f64, f64) {
     let (n, k) = (neighbors.size()[0], neighbors.size()[1]);
-    let anchors = Tensor::arange(n, (Kind::Int64, probs.device())).view([n, 1]).expand([n, k], false).reshape([-1]);
+    let anchors = Tensor::arange(n, (Kind::Int64, probs.device()))
+        .view([n, 1])
+        .expand([n, k], false)
+        .reshape([-1]);
     let nb = neighbors.reshape([-1]);
-    let similarity = (probs.index_select(0, &anchors) * probs.index_select(0, &nb)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let similarity = (probs.index_select(0, &anchors) * probs.index_select(0, &nb))
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     let consistency = bce_with_ones(&similarity).double_value(&[]);
     let ent = entropy(&probs.mean_dim([0i64].as_slice(), false, Kind::Float)).double_value(&[]);
     (consistency - ent, consistency, ent)
@@ -75,7 +89,11 @@ pub fn scan_selection_loss(probs: &Tensor, neighbors: &Tensor) -> (f64, f64, f64
 /// cross-entropy of `strong_logits` on masked samples (PyTorch weighted mean). `None` when no
 /// sample passes the threshold (the reference raises; the caller skips the batch and counts it).
 /// Returns (loss, number of confident samples).
-pub fn selflabel_loss(weak_logits: &Tensor, strong_logits: &Tensor, threshold: f64) -> Option<(Tensor, i64)> {
+pub fn selflabel_loss(
+    weak_logits: &Tensor,
+    strong_logits: &Tensor,
+    threshold: f64,
+) -> Option<(Tensor, i64)> {
     let weak = weak_logits.detach().softmax(1, Kind::Float);
     let (max_prob, target) = weak.max_dim(1, false);
     let mask = max_prob.gt(threshold);
@@ -85,7 +103,9 @@ pub fn selflabel_loss(weak_logits: &Tensor, strong_logits: &Tensor, threshold: f
     }
     let c = weak_logits.size()[1];
     let target_masked = target.masked_select(&mask);
-    let counts = target_masked.bincount::<Tensor>(None, c).to_kind(Kind::Float);
+    let counts = target_masked
+        .bincount::<Tensor>(None, c)
+        .to_kind(Kind::Float);
     let present = counts.gt(0.0);
     let weight = (n as f64 / counts.clamp_min(1.0)).where_self(&present, &counts.ones_like());
     let idx = mask.nonzero().view([-1]);

@@ -128,7 +128,11 @@ pub fn parse_params<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, S
         let key = e.path().to_string();
         StageError::Params {
             path: path.to_path_buf(),
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             message: e.into_inner().to_string(),
         }
     })
@@ -163,7 +167,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = parse_params::<P>(Path::new("p.json"), r#"{"epochs": 3, "epochz": 1}"#).unwrap_err();
+        let err =
+            parse_params::<P>(Path::new("p.json"), r#"{"epochs": 3, "epochz": 1}"#).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("p.json") && msg.contains("epochz"), "{msg}");
     }

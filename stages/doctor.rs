@@ -2,7 +2,10 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "scan-doctor", about = "Report libtorch version, CUDA/cuDNN, torch threads and the store")]
+#[command(
+    name = "scan-doctor",
+    about = "Report libtorch version, CUDA/cuDNN, torch threads and the store"
+)]
 struct Args {
     /// Artifact store directory.
     #[arg(long, default_value = "artifacts")]

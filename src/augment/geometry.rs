@@ -13,7 +13,7 @@
 
 use super::div_exact;
 use std::collections::HashMap;
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// PIL affine data `(a, b, c, d, e, f)`: the output pixel centre (x, y) samples the input at
 /// `(a·x + b·y + c, d·x + e·y + f)`.
@@ -365,6 +365,7 @@ pub fn cutout(x: &Tensor, y1: &Tensor, y2: &Tensor, x1: &Tensor, x2: &Tensor) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Device;
 
     #[test]
     fn pil_fixed_point_and_scale_tables() {

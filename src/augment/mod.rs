@@ -10,9 +10,20 @@
 //! kernels; the RandAugment ops are grouped by op per slot). The reference pipeline runs PIL on uint8
 //! images; here the images are float tensors holding the integer values 0..255 and every op rounds,
 //! truncates and clips exactly as PIL does (fixed-point resampling and affine maps, float32 blends, its
-//! HSV conversion), so ops compose as on uint8 and CPU and CUDA agree bit for bit. Divisions by
-//! constants go through device tensors because CUDA turns a division by a CPU scalar into a multiply
-//! by its reciprocal.
+//! HSV conversion), so ops compose as on uint8 and CPU and CUDA agree bit for bit (the PIL tests
+//! measure a difference of 0 for every op). Divisions by constants go through device tensors because
+//! CUDA turns a division by a CPU scalar into a multiply by its reciprocal.
+//!
+//! Resize: PIL's bilinear resampling is reproduced including its anti-aliasing when downscaling
+//! (support scaled by the reduction factor), so there is no downscaling difference; downscaling only
+//! happens when `size` is below the crop. Pillow 13 (the test venv's) runs the vertical pass first
+//! for some shapes (see [`geometry::vertical_pass_first`]); older Pillow, as used by the 2020
+//! reference, always ran the horizontal pass first. The two orders differ by at most one grey level,
+//! and they agree whenever the crop is not taller than `size`, which holds for every spec config
+//! (`size` = image size).
+//!
+//! Tests and tools can drive single steps: [`apply_op`] (one strong op with a given magnitude),
+//! `sample_params` / `apply_with_params` of both augmentations, and the op modules.
 
 pub mod geometry;
 pub mod hsv;
@@ -113,17 +124,16 @@ impl Normalize {
             panic!("Normalize: {e}");
         }
         let dev = pixels.device();
-        let pick = |v: &[f64]| -> Vec<f32> {
+        let pick = |v: &[f64]| {
             (0..c as usize)
                 .map(|i| v[i.min(v.len() - 1)] as f32)
-                .collect()
+                .collect::<Vec<f32>>()
         };
-        let mean = Tensor::from_slice(&pick(&self.mean))
-            .to_device(dev)
-            .view([1, c, 1, 1]);
-        let std = Tensor::from_slice(&pick(&self.std))
-            .to_device(dev)
-            .view([1, c, 1, 1]);
+        // One transfer for both vectors.
+        let stats =
+            Tensor::from_slice(&[pick(&self.mean), pick(&self.std)].concat()).to_device(dev);
+        let mean = stats.narrow(0, 0, c).view([1, c, 1, 1]);
+        let std = stats.narrow(0, c, c).view([1, c, 1, 1]);
         let x = div_exact(&pixels.to_kind(Kind::Float), 255.0);
         (x - mean) / std
     }

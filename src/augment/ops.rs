@@ -61,7 +61,7 @@ pub fn color(x: &Tensor, alpha: &Tensor) -> Tensor {
     blend(&luma(x), x, alpha)
 }
 
-/// `ImageEnhance.Sharpness`: blend with `filter(SMOOTH)` (3×3 kernel [[1,1,1],[1,5,1],[1,1,1]]/13,
+/// `ImageEnhance.Sharpness`: blend with `filter(SMOOTH)` (3×3 kernel `[[1,1,1],[1,5,1],[1,1,1]]/13`,
 /// rounded; the one-pixel border keeps the original values).
 pub fn sharpness(x: &Tensor, alpha: &Tensor) -> Tensor {
     let (_, _, h, w) = x.size4().expect("pixel tensor is 4-D");

@@ -208,6 +208,11 @@ impl SimclrAugment {
     pub fn pixels_with_params(&self, images_u8_nhwc: &Tensor, params: &[SimclrParams]) -> Tensor {
         let x = to_pixels(images_u8_nhwc);
         let c = x.size()[1];
+        assert_eq!(
+            params.len() as i64,
+            x.size()[0],
+            "SimclrAugment: one parameter set per image"
+        );
         let boxes: Vec<CropBox> = params.iter().map(|p| p.crop).collect();
         let flips: Vec<bool> = params.iter().map(|p| p.flip).collect();
         let mut x = geometry::resized_crop(&x, &boxes, &flips, self.size);

@@ -212,6 +212,11 @@ impl StrongAugment {
     pub fn apply_with_params(&self, images_u8_nhwc: &Tensor, params: &[StrongParams]) -> Tensor {
         let x = to_pixels(images_u8_nhwc);
         let (n, _, _, _) = x.size4().expect("4-D");
+        assert_eq!(
+            params.len() as i64,
+            n,
+            "StrongAugment: one parameter set per image"
+        );
         let size = self.crop_size;
         let mut pack = Pack::default();
         let flips = pack.push_i(&params.iter().map(|p| i64::from(p.flip)).collect::<Vec<_>>());
@@ -243,7 +248,6 @@ impl StrongAugment {
             }
         }
         let x = self.normalize.apply_pixels(&x);
-        debug_assert_eq!(x.size()[0], n);
         geometry::cutout(
             &x,
             &packed.i(cut[0]),

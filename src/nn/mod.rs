@@ -38,7 +38,9 @@ pub fn device() -> Device {
 pub fn init_threads() {
     let n = crate::util::num_threads();
     tch::set_num_threads(n as i32);
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
 }
 
 /// Images of `data` at `indices` as a uint8 `[B, H, W, C]` tensor on `device`.
@@ -57,8 +59,14 @@ pub fn images_tensor(data: &Dataset, device: Device) -> Tensor {
 pub fn to_input(images_u8: &Tensor, norm: &NormMeta) -> Tensor {
     let dev = images_u8.device();
     let c = norm.mean.len() as i64;
-    let mean = Tensor::from_slice(&norm.mean).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(dev);
-    let std = Tensor::from_slice(&norm.std).to_kind(Kind::Float).view([1, c, 1, 1]).to_device(dev);
+    let mean = Tensor::from_slice(&norm.mean)
+        .to_kind(Kind::Float)
+        .view([1, c, 1, 1])
+        .to_device(dev);
+    let std = Tensor::from_slice(&norm.std)
+        .to_kind(Kind::Float)
+        .view([1, c, 1, 1])
+        .to_device(dev);
     (images_u8.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std
 }
 
@@ -74,7 +82,11 @@ pub struct Predictions {
 }
 
 fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>, NnError> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view([-1]);
+    let t = t
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
     Ok(Vec::<f32>::try_from(&t)?)
 }
 
@@ -85,7 +97,10 @@ pub fn predict(weights: &Path, data: &Dataset, batch_size: usize) -> Result<Pred
     if !matches!(model.heads, Heads::Cluster(_)) {
         return Err(NnError::Weights {
             path: weights.to_path_buf(),
-            message: format!("`{}` weights have no cluster head to predict with", meta.kind),
+            message: format!(
+                "`{}` weights have no cluster head to predict with",
+                meta.kind
+            ),
         });
     }
     if data.channels as i64 != meta.model.in_channels {
@@ -102,15 +117,26 @@ pub fn predict(weights: &Path, data: &Dataset, batch_size: usize) -> Result<Pred
     let mut start = 0;
     while start < n {
         let len = bs.min(n - start);
-        let x = to_input(&images.narrow(0, start, len).to_device(dev), &meta.normalize);
+        let x = to_input(
+            &images.narrow(0, start, len).to_device(dev),
+            &meta.normalize,
+        );
         let f = model.features(&x, false);
         let logits = &model.head_logits(&f)[meta.best_head];
         probs.push(logits.softmax(1, Kind::Float));
         feats.push(f);
         start += len;
     }
-    let probs = if probs.is_empty() { Tensor::zeros([0, meta.model.num_classes], (Kind::Float, dev)) } else { Tensor::cat(&probs, 0) };
-    let feats = if feats.is_empty() { Tensor::zeros([0, model.backbone.feat_dim()], (Kind::Float, dev)) } else { Tensor::cat(&feats, 0) };
+    let probs = if probs.is_empty() {
+        Tensor::zeros([0, meta.model.num_classes], (Kind::Float, dev))
+    } else {
+        Tensor::cat(&probs, 0)
+    };
+    let feats = if feats.is_empty() {
+        Tensor::zeros([0, model.backbone.feat_dim()], (Kind::Float, dev))
+    } else {
+        Tensor::cat(&feats, 0)
+    };
     Ok(Predictions {
         num_clusters: meta.model.num_classes as usize,
         probs: to_vec_f32(&probs)?,

@@ -42,8 +42,20 @@ pub struct Model {
 
 fn torch_linear(p: nn::Path, fan_in: i64, fan_out: i64) -> nn::Linear {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    let init = nn::Init::Uniform { lo: -bound, up: bound };
-    nn::linear(p, fan_in, fan_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true })
+    let init = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        p,
+        fan_in,
+        fan_out,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias: true,
+        },
+    )
 }
 
 impl Model {
@@ -51,21 +63,36 @@ impl Model {
     pub fn simclr(config: ModelConfig, device: Device) -> Model {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let backbone = ResNet18::new(&(&root / "backbone"), config.arch, config.in_channels, config.width);
+        let backbone = ResNet18::new(
+            &(&root / "backbone"),
+            config.arch,
+            config.in_channels,
+            config.width,
+        );
         let d = backbone.feat_dim();
         let head = &root / "contrastive_head";
         let heads = Heads::Simclr {
             fc1: torch_linear(&head / "0", d, d),
             fc2: torch_linear(&head / "2", d, config.proj_dim),
         };
-        Model { vs, backbone, heads, config }
+        Model {
+            vs,
+            backbone,
+            heads,
+            config,
+        }
     }
 
     /// Backbone plus `config.num_heads` cluster heads of `config.num_classes` outputs.
     pub fn cluster(config: ModelConfig, device: Device) -> Model {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let backbone = ResNet18::new(&(&root / "backbone"), config.arch, config.in_channels, config.width);
+        let backbone = ResNet18::new(
+            &(&root / "backbone"),
+            config.arch,
+            config.in_channels,
+            config.width,
+        );
         let d = backbone.feat_dim();
         let head = &root / "cluster_head";
         let heads = Heads::Cluster(
@@ -73,7 +100,12 @@ impl Model {
                 .map(|h| torch_linear(&head / h, d, config.num_classes))
                 .collect(),
         );
-        Model { vs, backbone, heads, config }
+        Model {
+            vs,
+            backbone,
+            heads,
+            config,
+        }
     }
 
     pub fn device(&self) -> Device {

@@ -25,7 +25,10 @@ fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> 
         stride,
         padding,
         bias: false,
-        ws_init: nn::Init::Randn { mean: 0.0, stdev: std },
+        ws_init: nn::Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
         ..Default::default()
     };
     nn::conv2d(p, cin, cout, k, cfg)

@@ -62,20 +62,28 @@ fn werr(path: &Path, message: impl Into<String>) -> NnError {
 pub fn save(model: &Model, meta: &WeightsMeta, path: &Path) -> Result<(), NnError> {
     let mut blobs: BTreeMap<String, (Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, t) in model.vs.variables() {
-        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = t
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let n = t.numel();
         let mut buf = vec![0u8; n * 4];
         t.f_copy_data_u8(&mut buf, n)?;
         if let Some(prefix) = name.strip_suffix(".running_mean") {
             let nbt = meta.num_batches_tracked.to_le_bytes().to_vec();
-            blobs.insert(format!("{prefix}.num_batches_tracked"), (Dtype::I64, vec![], nbt));
+            blobs.insert(
+                format!("{prefix}.num_batches_tracked"),
+                (Dtype::I64, vec![], nbt),
+            );
         }
         blobs.insert(name, (Dtype::F32, shape, buf));
     }
     let mut views = Vec::with_capacity(blobs.len());
     for (name, (dtype, shape, data)) in &blobs {
-        let view = TensorView::new(*dtype, shape.clone(), data).map_err(|e| werr(path, e.to_string()))?;
+        let view =
+            TensorView::new(*dtype, shape.clone(), data).map_err(|e| werr(path, e.to_string()))?;
         views.push((name.as_str(), view));
     }
     let json = serde_json::to_string(meta).map_err(|e| werr(path, e.to_string()))?;
@@ -91,15 +99,28 @@ pub fn read_meta(path: &Path) -> Result<WeightsMeta, NnError> {
 }
 
 fn meta_of(path: &Path, bytes: &[u8]) -> Result<WeightsMeta, NnError> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| werr(path, format!("not safetensors: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| werr(path, format!("not safetensors: {e}")))?;
     let json = header
         .metadata()
         .as_ref()
         .and_then(|m| m.get("scan"))
-        .ok_or_else(|| werr(path, "no `scan` metadata: not a weights file of this project"))?;
-    let meta: WeightsMeta = serde_json::from_str(json).map_err(|e| werr(path, format!("metadata: {e}")))?;
+        .ok_or_else(|| {
+            werr(
+                path,
+                "no `scan` metadata: not a weights file of this project",
+            )
+        })?;
+    let meta: WeightsMeta =
+        serde_json::from_str(json).map_err(|e| werr(path, format!("metadata: {e}")))?;
     if meta.format_version != FORMAT_VERSION {
-        return Err(werr(path, format!("weights format version {} (this build reads {FORMAT_VERSION})", meta.format_version)));
+        return Err(werr(
+            path,
+            format!(
+                "weights format version {} (this build reads {FORMAT_VERSION})",
+                meta.format_version
+            ),
+        ));
     }
     Ok(meta)
 }
@@ -108,11 +129,17 @@ fn meta_of(path: &Path, bytes: &[u8]) -> Result<WeightsMeta, NnError> {
 /// the SimCLR head when loading a clustering model, `num_batches_tracked`) are ignored.
 pub fn load_into(model: &mut Model, path: &Path, rule: LoadRule) -> Result<(), NnError> {
     let bytes = fs_err::read(path).map_err(|e| werr(path, e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| werr(path, format!("not safetensors: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| werr(path, format!("not safetensors: {e}")))?;
     let names: HashMap<String, String> = st
         .names()
         .into_iter()
-        .map(|n| (n.strip_prefix("module.").unwrap_or(n).to_string(), n.to_string()))
+        .map(|n| {
+            (
+                n.strip_prefix("module.").unwrap_or(n).to_string(),
+                n.to_string(),
+            )
+        })
         .collect();
     let mut missing = Vec::new();
     let _guard = tch::no_grad_guard();
@@ -132,17 +159,30 @@ pub fn load_into(model: &mut Model, path: &Path, rule: LoadRule) -> Result<(), N
         if !required {
             continue;
         }
-        let view = st.tensor(file_name).map_err(|e| werr(path, e.to_string()))?;
+        let view = st
+            .tensor(file_name)
+            .map_err(|e| werr(path, e.to_string()))?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if shape != var.size() {
-            return Err(werr(path, format!("`{name}` has shape {shape:?}, the model expects {:?}", var.size())));
+            return Err(werr(
+                path,
+                format!(
+                    "`{name}` has shape {shape:?}, the model expects {:?}",
+                    var.size()
+                ),
+            ));
         }
         let kind = match view.dtype() {
             Dtype::F32 => Kind::Float,
             Dtype::F16 => Kind::Half,
             Dtype::BF16 => Kind::BFloat16,
             Dtype::F64 => Kind::Double,
-            other => return Err(werr(path, format!("`{name}` has unsupported dtype {other:?}"))),
+            other => {
+                return Err(werr(
+                    path,
+                    format!("`{name}` has unsupported dtype {other:?}"),
+                ))
+            }
         };
         let t = Tensor::f_from_data_size(view.data(), &shape, kind)?.to_kind(Kind::Float);
         var.f_copy_(&t.to_device(var.device()))?;
@@ -177,7 +217,8 @@ pub fn load_model(path: &Path, device: Device) -> Result<(Model, WeightsMeta), N
 /// from the selected SCAN head only, spec section 6).
 pub fn load_head(model: &mut Model, path: &Path, src_head: usize) -> Result<(), NnError> {
     let bytes = fs_err::read(path).map_err(|e| werr(path, e.to_string()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| werr(path, format!("not safetensors: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| werr(path, format!("not safetensors: {e}")))?;
     let _guard = tch::no_grad_guard();
     let mut vars = model.vs.variables();
     for part in ["weight", "bias"] {
@@ -191,10 +232,19 @@ pub fn load_head(model: &mut Model, path: &Path, src_head: usize) -> Result<(), 
             .get_mut(&format!("cluster_head.0.{part}"))
             .ok_or_else(|| werr(path, "the model has no cluster head 0"))?;
         if shape != var.size() {
-            return Err(werr(path, format!("`{name}` has shape {shape:?}, the model expects {:?}", var.size())));
+            return Err(werr(
+                path,
+                format!(
+                    "`{name}` has shape {shape:?}, the model expects {:?}",
+                    var.size()
+                ),
+            ));
         }
         if view.dtype() != Dtype::F32 {
-            return Err(werr(path, format!("`{name}` is {:?}, expected F32", view.dtype())));
+            return Err(werr(
+                path,
+                format!("`{name}` is {:?}, expected F32", view.dtype()),
+            ));
         }
         let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?;
         var.f_copy_(&t.to_device(var.device()))?;

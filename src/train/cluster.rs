@@ -77,8 +77,17 @@ pub enum ViewAugment {
 }
 
 impl ViewAugment {
-    pub fn new(name: &str, size: i64, norm: &nn::NormMeta, cutout: i64, num_ops: usize) -> Result<Self, TrainError> {
-        let normalize = Normalize { mean: norm.mean.clone(), std: norm.std.clone() };
+    pub fn new(
+        name: &str,
+        size: i64,
+        norm: &nn::NormMeta,
+        cutout: i64,
+        num_ops: usize,
+    ) -> Result<Self, TrainError> {
+        let normalize = Normalize {
+            mean: norm.mean.clone(),
+            std: norm.std.clone(),
+        };
         match name {
             "strong" => Ok(ViewAugment::Strong(crate::augment::StrongAugment {
                 crop_size: size,
@@ -87,9 +96,13 @@ impl ViewAugment {
                 flip_p: 0.5,
                 normalize,
             })),
-            "simclr" => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(size, normalize))),
+            "simclr" => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(
+                size, normalize,
+            ))),
             "none" => Ok(ViewAugment::None(normalize)),
-            other => Err(TrainError::Invalid(format!("augmentation `{other}`: expected strong, simclr or none"))),
+            other => Err(TrainError::Invalid(format!(
+                "augmentation `{other}`: expected strong, simclr or none"
+            ))),
         }
     }
 
@@ -103,7 +116,12 @@ impl ViewAugment {
 }
 
 /// Softmax probabilities of every head on every image (eval mode, test-time transform).
-pub fn head_probs(model: &Model, images: &Tensor, norm: &nn::NormMeta, batch: usize) -> Vec<Tensor> {
+pub fn head_probs(
+    model: &Model,
+    images: &Tensor,
+    norm: &nn::NormMeta,
+    batch: usize,
+) -> Vec<Tensor> {
     let _guard = tch::no_grad_guard();
     let device = model.device();
     let n = images.size()[0];
@@ -126,17 +144,34 @@ pub fn head_probs(model: &Model, images: &Tensor, norm: &nn::NormMeta, batch: us
 fn neighbors_tensor(path: &Path, n: usize, device: Device) -> Result<(Tensor, i64), TrainError> {
     let nb = crate::io::read_neighbors(path).map_err(|e| TrainError::io(path, e.to_string()))?;
     if nb.n != n {
-        return Err(TrainError::Invalid(format!("{}: {} rows of neighbours for {n} images", path.display(), nb.n)));
+        return Err(TrainError::Invalid(format!(
+            "{}: {} rows of neighbours for {n} images",
+            path.display(),
+            nb.n
+        )));
     }
     if let Some(&bad) = nb.indices.iter().find(|&&i| i as usize >= n) {
-        return Err(TrainError::Invalid(format!("{}: neighbour index {bad} out of range for {n} images", path.display())));
+        return Err(TrainError::Invalid(format!(
+            "{}: neighbour index {bad} out of range for {n} images",
+            path.display()
+        )));
     }
     let idx: Vec<i64> = nb.indices.iter().map(|&i| i as i64).collect();
-    Ok((Tensor::from_slice(&idx).view([n as i64, nb.cols as i64]).to_device(device), nb.cols as i64))
+    Ok((
+        Tensor::from_slice(&idx)
+            .view([n as i64, nb.cols as i64])
+            .to_device(device),
+        nb.cols as i64,
+    ))
 }
 
 fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
-    model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy())).collect()
+    model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.detach().to_device(Device::Cpu).copy()))
+        .collect()
 }
 
 fn restore(model: &mut Model, state: &[(String, Tensor)]) -> Result<(), TrainError> {
@@ -158,12 +193,21 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let test = Dataset::load(inputs.test)?;
     let n = train.len();
     if p.batch_size == 0 || p.batch_size > n {
-        return Err(TrainError::Invalid(format!("parameter `batch_size` = {} must be between 1 and {n} (drop_last)", p.batch_size)));
+        return Err(TrainError::Invalid(format!(
+            "parameter `batch_size` = {} must be between 1 and {n} (drop_last)",
+            p.batch_size
+        )));
     }
     let pre = nn::weights::read_meta(inputs.weights)?;
-    let classes = if p.num_clusters > 0 { p.num_clusters } else { train.num_classes() as i64 };
+    let classes = if p.num_clusters > 0 {
+        p.num_clusters
+    } else {
+        train.num_classes() as i64
+    };
     if classes < 2 {
-        return Err(TrainError::Invalid("parameter `num_clusters`: the train split has no classes; set num_clusters".into()));
+        return Err(TrainError::Invalid(
+            "parameter `num_clusters`: the train split has no classes; set num_clusters".into(),
+        ));
     }
     let mut config = pre.model.clone();
     config.num_heads = p.num_heads.max(1);
@@ -173,12 +217,25 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     nn::weights::load_into(&mut model, inputs.weights, LoadRule::Backbone)?;
     let head_only = p.update_cluster_head_only;
     let mut opt = Optimizer::new(
-        OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: p.weight_decay },
-        common::trainable(&model, |name| !head_only || name.starts_with("cluster_head.")),
+        OptimKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: p.weight_decay,
+        },
+        common::trainable(&model, |name| {
+            !head_only || name.starts_with("cluster_head.")
+        }),
     );
     let (nb_train, cols) = neighbors_tensor(inputs.neighbors_train, n, device)?;
     let (nb_test, _) = neighbors_tensor(inputs.neighbors_test, test.len(), device)?;
-    let aug = ViewAugment::new(&p.augmentation, train.height as i64, &pre.normalize, p.cutout, p.num_ops)?;
+    let aug = ViewAugment::new(
+        &p.augmentation,
+        train.height as i64,
+        &pre.normalize,
+        p.cutout,
+        p.num_ops,
+    )?;
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);
 
@@ -186,17 +243,30 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let mut curves = Curves::new("scan");
     let mut start_epoch = 0;
     let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
-    if let Some(ckpt) = work.as_deref().and_then(|w| common::load_checkpoint(w, device)) {
+    if let Some(ckpt) = work
+        .as_deref()
+        .and_then(|w| common::load_checkpoint(w, device))
+    {
         common::restore_model(&mut model, &ckpt)?;
         start_epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), ckpt.json["step"].as_i64().unwrap_or(0))
-            .map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new("scan"));
-        if let (Some(loss), Some(head)) = (ckpt.json["best_loss"].as_f64(), ckpt.json["best_head"].as_u64()) {
+        opt.load_state(
+            &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
+            ckpt.json["step"].as_i64().unwrap_or(0),
+        )
+        .map_err(TrainError::Invalid)?;
+        curves = serde_json::from_value(ckpt.json["curves"].clone())
+            .unwrap_or_else(|_| Curves::new("scan"));
+        if let (Some(loss), Some(head)) = (
+            ckpt.json["best_loss"].as_f64(),
+            ckpt.json["best_head"].as_u64(),
+        ) {
             let state = ckpt
                 .tensors
                 .iter()
-                .filter_map(|(k, t)| k.strip_prefix("best.").map(|n| (n.to_string(), t.to_device(Device::Cpu))))
+                .filter_map(|(k, t)| {
+                    k.strip_prefix("best.")
+                        .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
+                })
                 .collect();
             best = Some((loss, head as usize, state));
         }
@@ -206,13 +276,24 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     for epoch in start_epoch..p.epochs {
         let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
         let mut col_rng = common::epoch_rng(p.seed, epoch, 3);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(p.seed, epoch, 2)));
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
+            p.seed, epoch, 2,
+        )));
         let mut progress = EpochProgress::new("scan", epoch, p.epochs, batches.len());
         let (mut tot, mut cons, mut ent) = (0.0, 0.0, 0.0);
         for batch in &batches {
             let idx = Tensor::from_slice(batch).to_device(device);
             let cols_drawn: Vec<i64> = batch.iter().map(|_| col_rng.gen_range(0..cols)).collect();
-            let nidx = nb_train.index_select(0, &idx).gather(1, &Tensor::from_slice(&cols_drawn).view([-1, 1]).to_device(device), false).view([-1]);
+            let nidx = nb_train
+                .index_select(0, &idx)
+                .gather(
+                    1,
+                    &Tensor::from_slice(&cols_drawn)
+                        .view([-1, 1])
+                        .to_device(device),
+                    false,
+                )
+                .view([-1]);
             let xa = aug.apply(&images.index_select(0, &idx), &mut rng);
             let xn = aug.apply(&images.index_select(0, &nidx), &mut rng);
             let (la, ln) = if head_only {
@@ -222,24 +303,54 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
                 };
                 (model.head_logits(&fa), model.head_logits(&fnb))
             } else {
-                (model.cluster_forward(&xa, true), model.cluster_forward(&xn, true))
+                (
+                    model.cluster_forward(&xa, true),
+                    model.cluster_forward(&xn, true),
+                )
             };
-            let losses: Vec<_> = la.iter().zip(&ln).map(|(a, b)| crate::losses::scan_loss(a, b, p.entropy_weight)).collect();
-            let total = losses.iter().map(|l| l.total.shallow_clone()).reduce(|a, b| a + b).expect("at least one head");
+            let losses: Vec<_> = la
+                .iter()
+                .zip(&ln)
+                .map(|(a, b)| crate::losses::scan_loss(a, b, p.entropy_weight))
+                .collect();
+            let total = losses
+                .iter()
+                .map(|l| l.total.shallow_clone())
+                .reduce(|a, b| a + b)
+                .expect("at least one head");
             opt.zero_grad();
             total.backward();
             opt.step(p.lr);
             let h = losses.len() as f64;
             tot += total.double_value(&[]) / h;
-            cons += losses.iter().map(|l| l.consistency.double_value(&[])).sum::<f64>() / h;
-            ent += losses.iter().map(|l| l.entropy.double_value(&[])).sum::<f64>() / h;
-            progress.step(batch.len(), &format!("total {:.4} consistency {:.4} entropy {:.4}", total.double_value(&[]) / h, losses[0].consistency.double_value(&[]), losses[0].entropy.double_value(&[])));
+            cons += losses
+                .iter()
+                .map(|l| l.consistency.double_value(&[]))
+                .sum::<f64>()
+                / h;
+            ent += losses
+                .iter()
+                .map(|l| l.entropy.double_value(&[]))
+                .sum::<f64>()
+                / h;
+            progress.step(
+                batch.len(),
+                &format!(
+                    "total {:.4} consistency {:.4} entropy {:.4}",
+                    total.double_value(&[]) / h,
+                    losses[0].consistency.double_value(&[]),
+                    losses[0].entropy.double_value(&[])
+                ),
+            );
         }
         let steps = batches.len() as f64;
         // Selection on the test split: lowest consistency − 1·entropy over heads and epochs.
         let probs = head_probs(&model, &test_images, &pre.normalize, p.eval_batch_size);
         let nbt = nb_test.to_device(device);
-        let sel: Vec<(f64, f64, f64)> = probs.iter().map(|pr| crate::losses::scan_selection_loss(pr, &nbt)).collect();
+        let sel: Vec<(f64, f64, f64)> = probs
+            .iter()
+            .map(|pr| crate::losses::scan_selection_loss(pr, &nbt))
+            .collect();
         let (head, &(sel_total, _, _)) = sel
             .iter()
             .enumerate()
@@ -258,9 +369,16 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
         if test.labels.iter().all(|&l| l >= 0) {
             let pred = probs[head].argmax(1, false).to_device(Device::Cpu);
             let pred: Vec<i64> = Vec::<i64>::try_from(&pred)?;
-            rec.insert("test_acc".into(), super::hungarian_acc(&pred, &test.labels, classes as usize, test.num_classes()));
+            rec.insert(
+                "test_acc".into(),
+                super::hungarian_acc(&pred, &test.labels, classes as usize, test.num_classes()),
+            );
         }
-        let summary: Vec<String> = rec.iter().filter(|(k, _)| *k != "epoch").map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let summary: Vec<String> = rec
+            .iter()
+            .filter(|(k, _)| *k != "epoch")
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
         rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
         curves.records.push(rec);
         if let Some(w) = &work {
@@ -268,7 +386,11 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
             tensors.extend(opt.state_tensors());
             let (bl, bh) = match &best {
                 Some((l, h, state)) => {
-                    tensors.extend(state.iter().map(|(n, t)| (format!("best.{n}"), t.shallow_clone())));
+                    tensors.extend(
+                        state
+                            .iter()
+                            .map(|(n, t)| (format!("best.{n}"), t.shallow_clone())),
+                    );
                     (Some(*l), Some(*h))
                 }
                 None => (None, None),

@@ -31,11 +31,15 @@ pub struct Curves {
 
 impl Curves {
     pub fn new(stage: &str) -> Self {
-        Curves { stage: stage.into(), records: Vec::new() }
+        Curves {
+            stage: stage.into(),
+            records: Vec::new(),
+        }
     }
 
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| TrainError::io(path, e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| TrainError::io(path, e.to_string()))?;
         crate::util::atomic_write(path, &json).map_err(|e| TrainError::io(path, e.to_string()))
     }
 }
@@ -68,11 +72,19 @@ pub struct Checkpoint {
 const CKPT: &str = "checkpoint.safetensors";
 
 /// Save a checkpoint atomically into `dir`.
-pub fn save_checkpoint(dir: &Path, tensors: &[(String, Tensor)], json: &serde_json::Value) -> Result<(), TrainError> {
+pub fn save_checkpoint(
+    dir: &Path,
+    tensors: &[(String, Tensor)],
+    json: &serde_json::Value,
+) -> Result<(), TrainError> {
     let path = dir.join(CKPT);
     let mut data: BTreeMap<&str, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, t) in tensors {
-        let t = t.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let t = t
+            .detach()
+            .to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
         let n = t.numel();
         let mut buf = vec![0u8; n * 4];
         t.f_copy_data_u8(&mut buf, n)?;
@@ -80,10 +92,15 @@ pub fn save_checkpoint(dir: &Path, tensors: &[(String, Tensor)], json: &serde_js
     }
     let mut views = Vec::new();
     for (name, (shape, buf)) in &data {
-        views.push((*name, TensorView::new(Dtype::F32, shape.clone(), buf).map_err(|e| TrainError::io(&path, e.to_string()))?));
+        views.push((
+            *name,
+            TensorView::new(Dtype::F32, shape.clone(), buf)
+                .map_err(|e| TrainError::io(&path, e.to_string()))?,
+        ));
     }
     let md = HashMap::from([("state".to_string(), json.to_string())]);
-    let bytes = safetensors::serialize(views, Some(md)).map_err(|e| TrainError::io(&path, e.to_string()))?;
+    let bytes = safetensors::serialize(views, Some(md))
+        .map_err(|e| TrainError::io(&path, e.to_string()))?;
     crate::util::atomic_write(&path, &bytes).map_err(|e| TrainError::io(&path, e.to_string()))
 }
 
@@ -93,13 +110,18 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Option<Checkpoint> {
     let bytes = std::fs::read(&path).ok()?;
     let parsed = (|| -> Result<Checkpoint, String> {
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| e.to_string())?;
-        let json = header.metadata().as_ref().and_then(|m| m.get("state")).ok_or("no state")?;
+        let json = header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("state"))
+            .ok_or("no state")?;
         let json: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| e.to_string())?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-            let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float).map_err(|e| e.to_string())?;
+            let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)
+                .map_err(|e| e.to_string())?;
             tensors.insert(name, t.to_device(device));
         }
         Ok(Checkpoint { tensors, json })
@@ -107,7 +129,10 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Option<Checkpoint> {
     match parsed {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("warning: ignoring unreadable checkpoint {}: {e}", path.display());
+            eprintln!(
+                "warning: ignoring unreadable checkpoint {}: {e}",
+                path.display()
+            );
             None
         }
     }
@@ -115,7 +140,12 @@ pub fn load_checkpoint(dir: &Path, device: Device) -> Option<Checkpoint> {
 
 /// Model variables as named tensors (for checkpoints).
 pub fn model_tensors(model: &Model) -> Vec<(String, Tensor)> {
-    let mut v: Vec<(String, Tensor)> = model.vs.variables().into_iter().map(|(n, t)| (format!("model.{n}"), t)).collect();
+    let mut v: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (format!("model.{n}"), t))
+        .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }
@@ -163,7 +193,12 @@ impl EpochProgress {
         );
         let label = format!("{stage} epoch {}/{epochs}", epoch + 1);
         bar.set_prefix(label.clone());
-        EpochProgress { bar, start: Instant::now(), images: 0, label }
+        EpochProgress {
+            bar,
+            start: Instant::now(),
+            images: 0,
+            label,
+        }
     }
 
     /// After a step over `images` images; `msg` e.g. "loss 4.12".

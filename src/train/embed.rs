@@ -29,7 +29,12 @@ fn file_hash(path: &Path) -> Result<String, TrainError> {
 }
 
 /// Embeddings of `data` by the SimCLR model `model`.
-pub fn embed_dataset(model: &nn::Model, norm: &nn::NormMeta, data: &Dataset, batch_size: usize) -> Result<(usize, Vec<f32>), TrainError> {
+pub fn embed_dataset(
+    model: &nn::Model,
+    norm: &nn::NormMeta,
+    data: &Dataset,
+    batch_size: usize,
+) -> Result<(usize, Vec<f32>), TrainError> {
     let device = model.device();
     let _guard = tch::no_grad_guard();
     let images = nn::images_tensor(data, Device::Cpu);
@@ -47,12 +52,20 @@ pub fn embed_dataset(model: &nn::Model, norm: &nn::NormMeta, data: &Dataset, bat
     if parts.is_empty() {
         return Ok((dim, Vec::new()));
     }
-    let all = Tensor::cat(&parts, 0).to_kind(Kind::Float).contiguous().view([-1]);
+    let all = Tensor::cat(&parts, 0)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
     Ok((dim, Vec::<f32>::try_from(&all)?))
 }
 
 /// Embed each `(name, dataset path)` split with `weights`, writing `out/<name>`.
-pub fn run(p: &EmbedParams, weights: &Path, splits: &[(&str, &Path)], out: &Path) -> Result<(), TrainError> {
+pub fn run(
+    p: &EmbedParams,
+    weights: &Path,
+    splits: &[(&str, &Path)],
+    out: &Path,
+) -> Result<(), TrainError> {
     nn::init_threads();
     let (model, meta) = nn::weights::load_model(weights, nn::device())?;
     if !matches!(model.heads, nn::Heads::Simclr { .. }) {
@@ -86,7 +99,8 @@ pub fn run(p: &EmbedParams, weights: &Path, splits: &[(&str, &Path)], out: &Path
             },
         };
         let target = out.join(name);
-        crate::io::write_embeddings(&target, &emb).map_err(|e| TrainError::io(&target, e.to_string()))?;
+        crate::io::write_embeddings(&target, &emb)
+            .map_err(|e| TrainError::io(&target, e.to_string()))?;
     }
     Ok(())
 }

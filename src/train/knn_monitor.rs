@@ -30,9 +30,16 @@ pub fn weighted_knn_accuracy(
         let (top, idx) = sims.topk(k, 1, true, true);
         let weights = (top / temperature).exp();
         let votes_labels = train_labels.index_select(0, &idx.view([-1])).view([len, k]);
-        let votes = Tensor::zeros([len, classes], (Kind::Float, q.device())).scatter_add(1, &votes_labels, &weights);
+        let votes = Tensor::zeros([len, classes], (Kind::Float, q.device())).scatter_add(
+            1,
+            &votes_labels,
+            &weights,
+        );
         let pred = votes.argmax(1, false);
-        correct += pred.eq_tensor(&test_labels.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
+        correct += pred
+            .eq_tensor(&test_labels.narrow(0, start, len))
+            .sum(Kind::Int64)
+            .int64_value(&[]);
         start += len;
     }
     correct as f64 / n_test as f64

@@ -28,7 +28,10 @@ pub enum TrainError {
 
 impl TrainError {
     pub fn io(path: &Path, message: impl Into<String>) -> Self {
-        TrainError::Io { path: path.to_path_buf(), message: message.into() }
+        TrainError::Io {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 }
 
@@ -39,7 +42,9 @@ pub fn resolve_arch(arch: &str, height: usize) -> Result<crate::nn::Arch, TrainE
         "stl" => Ok(crate::nn::Arch::Stl),
         "auto" if height >= 64 => Ok(crate::nn::Arch::Stl),
         "auto" => Ok(crate::nn::Arch::Cifar),
-        other => Err(TrainError::Invalid(format!("parameter `arch`: unknown value `{other}` (cifar, stl, auto)"))),
+        other => Err(TrainError::Invalid(format!(
+            "parameter `arch`: unknown value `{other}` (cifar, stl, auto)"
+        ))),
     }
 }
 

@@ -108,13 +108,19 @@ impl Optimizer {
     }
 
     /// Restore state tensors saved by [`Optimizer::state_tensors`].
-    pub fn load_state(&mut self, get: &dyn Fn(&str) -> Option<Tensor>, step: i64) -> Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<Tensor>,
+        step: i64,
+    ) -> Result<(), String> {
         let _guard = tch::no_grad_guard();
         for (i, (name, _)) in self.params.iter().enumerate() {
-            let s1 = get(&format!("optim.s1.{name}")).ok_or(format!("optimizer state of `{name}` missing"))?;
+            let s1 = get(&format!("optim.s1.{name}"))
+                .ok_or(format!("optimizer state of `{name}` missing"))?;
             self.state1[i].copy_(&s1.to_kind(Kind::Float));
             if matches!(self.kind, OptimKind::Adam { .. }) {
-                let s2 = get(&format!("optim.s2.{name}")).ok_or(format!("optimizer state of `{name}` missing"))?;
+                let s2 = get(&format!("optim.s2.{name}"))
+                    .ok_or(format!("optimizer state of `{name}` missing"))?;
                 self.state2[i].copy_(&s2.to_kind(Kind::Float));
             }
         }
@@ -127,7 +133,10 @@ impl Optimizer {
 /// lr_e = η_min + (lr − η_min)(1 + cos(π e / E))/2, η_min = lr·0.1³.
 pub fn cosine_lr(lr: f64, epoch: usize, epochs: usize) -> f64 {
     let eta_min = lr * 0.1f64.powi(3);
-    eta_min + (lr - eta_min) * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()) / 2.0
+    eta_min
+        + (lr - eta_min)
+            * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
+            / 2.0
 }
 
 #[cfg(test)]
@@ -145,7 +154,13 @@ mod tests {
     fn sgd_matches_closed_form() {
         // f(p) = p²/2 → g = p. p0 = 1, lr 0.1, momentum 0.9, wd 0.5: d = 1.5p.
         let p = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
-        let mut opt = Optimizer::new(OptimKind::Sgd { momentum: 0.9, weight_decay: 0.5 }, vec![("p".into(), p.shallow_clone())]);
+        let mut opt = Optimizer::new(
+            OptimKind::Sgd {
+                momentum: 0.9,
+                weight_decay: 0.5,
+            },
+            vec![("p".into(), p.shallow_clone())],
+        );
         let mut expect_p = 1.0f64;
         let mut buf = 0.0f64;
         for s in 0..3 {

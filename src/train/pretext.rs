@@ -68,7 +68,9 @@ pub(crate) fn normalization(data: &Dataset) -> NormMeta {
 
 fn concat(mut a: Dataset, b: Dataset) -> Result<Dataset, TrainError> {
     if (a.height, a.width, a.channels) != (b.height, b.width, b.channels) {
-        return Err(TrainError::Invalid("`unlabeled` images differ in size from `train`".into()));
+        return Err(TrainError::Invalid(
+            "`unlabeled` images differ in size from `train`".into(),
+        ));
     }
     a.images.extend_from_slice(&b.images);
     a.labels.extend(b.labels.iter().map(|_| -1));
@@ -119,12 +121,25 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
     tch::manual_seed(p.seed as i64);
     let mut model = Model::simclr(config.clone(), device);
     let mut opt = Optimizer::new(
-        OptimKind::Sgd { momentum: p.momentum, weight_decay: p.weight_decay },
+        OptimKind::Sgd {
+            momentum: p.momentum,
+            weight_decay: p.weight_decay,
+        },
         common::trainable(&model, |_| true),
     );
-    let aug = SimclrAugment::cifar(train.height as i64, Normalize { mean: norm.mean.clone(), std: norm.std.clone() });
+    let aug = SimclrAugment::cifar(
+        train.height as i64,
+        Normalize {
+            mean: norm.mean.clone(),
+            std: norm.std.clone(),
+        },
+    );
     let images = nn::images_tensor(&train, device);
-    let monitor = test.as_ref().filter(|t| p.knn_every > 0 && t.labels.iter().all(|&l| l >= 0) && labelled.labels.iter().all(|&l| l >= 0));
+    let monitor = test.as_ref().filter(|t| {
+        p.knn_every > 0
+            && t.labels.iter().all(|&l| l >= 0)
+            && labelled.labels.iter().all(|&l| l >= 0)
+    });
     let monitor_data = monitor.map(|t| {
         (
             nn::images_tensor(&labelled, Device::Cpu),
@@ -139,12 +154,17 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
     let mut curves = Curves::new("pretext");
     let mut start_epoch = 0;
     let mut bn_steps = 0i64;
-    if let Some(ckpt) = work.as_deref().and_then(|w| common::load_checkpoint(w, device)) {
+    if let Some(ckpt) = work
+        .as_deref()
+        .and_then(|w| common::load_checkpoint(w, device))
+    {
         common::restore_model(&mut model, &ckpt)?;
         let epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
         let step = ckpt.json["step"].as_i64().unwrap_or(0);
-        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), step).map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new("pretext"));
+        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), step)
+            .map_err(TrainError::Invalid)?;
+        curves = serde_json::from_value(ckpt.json["curves"].clone())
+            .unwrap_or_else(|_| Curves::new("pretext"));
         bn_steps = step;
         start_epoch = epoch;
         eprintln!("pretext: resuming from checkpoint after epoch {epoch}");
@@ -153,7 +173,9 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
     for epoch in start_epoch..p.epochs {
         let lr = cosine_lr(p.lr, epoch, p.epochs);
         let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(p.seed, epoch, 2)));
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
+            p.seed, epoch, 2,
+        )));
         let mut progress = EpochProgress::new("pretext", epoch, p.epochs, batches.len());
         let mut loss_sum = 0.0;
         for batch in &batches {
@@ -179,11 +201,17 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
             if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
                 let ftr = eval_features(&model, tr_img, &norm, device);
                 let fte = eval_features(&model, te_img, &norm, device);
-                let acc = super::knn_monitor::weighted_knn_accuracy(&ftr, tr_lab, &fte, te_lab, *classes, p.knn_k, 0.1);
+                let acc = super::knn_monitor::weighted_knn_accuracy(
+                    &ftr, tr_lab, &fte, te_lab, *classes, p.knn_k, 0.1,
+                );
                 rec.insert("knn_acc".into(), acc);
             }
         }
-        let summary: Vec<String> = rec.iter().filter(|(k, _)| *k != "epoch").map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let summary: Vec<String> = rec
+            .iter()
+            .filter(|(k, _)| *k != "epoch")
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
         rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
         curves.records.push(rec);
         if let Some(w) = &work {

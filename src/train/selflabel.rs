@@ -74,14 +74,23 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     let test = inputs.test.map(Dataset::load).transpose()?;
     let n = train.len();
     if p.batch_size == 0 || p.batch_size > n {
-        return Err(TrainError::Invalid(format!("parameter `batch_size` = {} must be between 1 and {n} (drop_last)", p.batch_size)));
+        return Err(TrainError::Invalid(format!(
+            "parameter `batch_size` = {} must be between 1 and {n} (drop_last)",
+            p.batch_size
+        )));
     }
     if !(0.0..1.0).contains(&p.threshold) {
-        return Err(TrainError::Invalid(format!("parameter `threshold` = {} must be in [0, 1)", p.threshold)));
+        return Err(TrainError::Invalid(format!(
+            "parameter `threshold` = {} must be in [0, 1)",
+            p.threshold
+        )));
     }
     let scan = nn::weights::read_meta(inputs.weights)?;
     if scan.kind == "simclr" {
-        return Err(TrainError::Invalid(format!("{}: `selflabel` needs SCAN weights, got SimCLR weights", inputs.weights.display())));
+        return Err(TrainError::Invalid(format!(
+            "{}: `selflabel` needs SCAN weights, got SimCLR weights",
+            inputs.weights.display()
+        )));
     }
     let mut config = scan.model.clone();
     config.num_heads = 1;
@@ -90,26 +99,55 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     nn::weights::load_into(&mut model, inputs.weights, LoadRule::Backbone)?;
     nn::weights::load_head(&mut model, inputs.weights, scan.best_head)?;
     let mut opt = Optimizer::new(
-        OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: p.weight_decay },
+        OptimKind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: p.weight_decay,
+        },
         common::trainable(&model, |_| true),
     );
     let size = train.height as i64;
-    let weak = ViewAugment::new(&p.weak_augmentation, size, &scan.normalize, p.cutout, p.num_ops)?;
-    let strong = ViewAugment::new(&p.strong_augmentation, size, &scan.normalize, p.cutout, p.num_ops)?;
+    let weak = ViewAugment::new(
+        &p.weak_augmentation,
+        size,
+        &scan.normalize,
+        p.cutout,
+        p.num_ops,
+    )?;
+    let strong = ViewAugment::new(
+        &p.strong_augmentation,
+        size,
+        &scan.normalize,
+        p.cutout,
+        p.num_ops,
+    )?;
     let images = nn::images_tensor(&train, device);
     let mut ema: Option<Vec<(String, Tensor)>> = p.ema.then(|| {
-        model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+        model
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect()
     });
 
     let work = common::work_dir();
     let mut curves = Curves::new("selflabel");
     let mut start_epoch = 0;
-    if let Some(ckpt) = work.as_deref().and_then(|w| common::load_checkpoint(w, device)) {
+    if let Some(ckpt) = work
+        .as_deref()
+        .and_then(|w| common::load_checkpoint(w, device))
+    {
         common::restore_model(&mut model, &ckpt)?;
         start_epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), ckpt.json["step"].as_i64().unwrap_or(0))
-            .map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new("selflabel"));
+        opt.load_state(
+            &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
+            ckpt.json["step"].as_i64().unwrap_or(0),
+        )
+        .map_err(TrainError::Invalid)?;
+        curves = serde_json::from_value(ckpt.json["curves"].clone())
+            .unwrap_or_else(|_| Curves::new("selflabel"));
         if let Some(e) = &mut ema {
             for (name, t) in e.iter_mut() {
                 if let Some(s) = ckpt.tensors.get(&format!("ema.{name}")) {
@@ -122,16 +160,22 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
 
     for epoch in start_epoch..p.epochs {
         let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(p.seed, epoch, 2)));
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
+            p.seed, epoch, 2,
+        )));
         let mut progress = EpochProgress::new("selflabel", epoch, p.epochs, batches.len());
         let (mut loss_sum, mut used, mut skipped, mut confident) = (0.0, 0usize, 0usize, 0i64);
         for batch in &batches {
             let x = images.index_select(0, &Tensor::from_slice(batch).to_device(device));
             let weak_logits = {
                 let _g = tch::no_grad_guard();
-                model.cluster_forward(&weak.apply(&x, &mut rng), true).remove(0)
+                model
+                    .cluster_forward(&weak.apply(&x, &mut rng), true)
+                    .remove(0)
             };
-            let strong_logits = model.cluster_forward(&strong.apply(&x, &mut rng), true).remove(0);
+            let strong_logits = model
+                .cluster_forward(&strong.apply(&x, &mut rng), true)
+                .remove(0);
             match crate::losses::selflabel_loss(&weak_logits, &strong_logits, p.threshold) {
                 None => {
                     skipped += 1;
@@ -148,29 +192,59 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
                     loss_sum += l;
                     used += 1;
                     confident += k;
-                    progress.step(batch.len(), &format!("loss {l:.4} confident {:.3}", k as f64 / batch.len() as f64));
+                    progress.step(
+                        batch.len(),
+                        &format!("loss {l:.4} confident {:.3}", k as f64 / batch.len() as f64),
+                    );
                 }
             }
         }
         let seen = (batches.len() * p.batch_size) as f64;
         let mut rec = Record::new();
         rec.insert("epoch".into(), epoch as f64);
-        rec.insert("loss".into(), if used > 0 { loss_sum / used as f64 } else { f64::NAN });
+        rec.insert(
+            "loss".into(),
+            if used > 0 {
+                loss_sum / used as f64
+            } else {
+                f64::NAN
+            },
+        );
         rec.insert("confident_fraction".into(), confident as f64 / seen);
         rec.insert("skipped_batches".into(), skipped as f64);
         if let Some(t) = test.as_ref().filter(|t| t.labels.iter().all(|&l| l >= 0)) {
-            let probs = head_probs(&model, &nn::images_tensor(t, Device::Cpu), &scan.normalize, p.eval_batch_size);
+            let probs = head_probs(
+                &model,
+                &nn::images_tensor(t, Device::Cpu),
+                &scan.normalize,
+                p.eval_batch_size,
+            );
             let pred = Vec::<i64>::try_from(&probs[0].argmax(1, false).to_device(Device::Cpu))?;
-            rec.insert("test_acc".into(), super::hungarian_acc(&pred, &t.labels, config.num_classes as usize, t.num_classes()));
+            rec.insert(
+                "test_acc".into(),
+                super::hungarian_acc(
+                    &pred,
+                    &t.labels,
+                    config.num_classes as usize,
+                    t.num_classes(),
+                ),
+            );
         }
-        let summary: Vec<String> = rec.iter().filter(|(k, _)| *k != "epoch").map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let summary: Vec<String> = rec
+            .iter()
+            .filter(|(k, _)| *k != "epoch")
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
         rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
         curves.records.push(rec);
         if let Some(w) = &work {
             let mut tensors = common::model_tensors(&model);
             tensors.extend(opt.state_tensors());
             if let Some(e) = &ema {
-                tensors.extend(e.iter().map(|(n, t)| (format!("ema.{n}"), t.shallow_clone())));
+                tensors.extend(
+                    e.iter()
+                        .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone())),
+                );
             }
             let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves});
             common::save_checkpoint(w, &tensors, &json)?;
@@ -196,7 +270,9 @@ fn update_ema(model: &mut Model, shadow: &mut [(String, Tensor)], alpha: f64) {
     let trainable = model.vs.trainable_variables();
     let mut vars = model.vs.variables();
     for (name, s) in shadow.iter_mut() {
-        let Some(v) = vars.get_mut(name) else { continue };
+        let Some(v) = vars.get_mut(name) else {
+            continue;
+        };
         let is_param = trainable.iter().any(|t| t.data_ptr() == v.data_ptr());
         if is_param {
             let new = &*s * alpha + &*v * (1.0 - alpha);

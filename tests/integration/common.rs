@@ -11,7 +11,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::Builder::new().prefix("scan-test-").tempdir().expect("tempdir") }
+        Workspace {
+            dir: tempfile::Builder::new()
+                .prefix("scan-test-")
+                .tempdir()
+                .expect("tempdir"),
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -39,7 +44,10 @@ impl Workspace {
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/integration-xxxx -> target/<profile>/<name>
-    exe.parent().and_then(Path::parent).expect("target dir").join(name)
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name)
 }
 
 /// The test venv's Python (the oracles: torch, scikit-learn, scipy, pyarrow, Pillow, safetensors).
@@ -49,13 +57,22 @@ pub fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(p.exists(), "{} missing: run `make test` (it runs scripts/setup-venv.sh)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `make test` (it runs scripts/setup-venv.sh)",
+        p.display()
+    );
     p
 }
 
 /// Run a Python snippet with the test venv and return stdout; panics with stderr on failure.
 pub fn run_python(code: &str, args: &[&str]) -> String {
-    let out = Command::new(python()).arg("-c").arg(code).args(args).output().expect("spawn python");
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("spawn python");
     assert!(
         out.status.success(),
         "python failed:\n{}\n{}",

@@ -1,12 +1,12 @@
 //! The integration test binary: one module per concern, sharing the temp-workspace fixture.
+mod augment;
 mod common;
+mod evaluate;
+mod ingest;
+mod metrics;
+mod mine;
+mod nn;
+mod pipeline;
 mod runner;
 mod store;
-mod ingest;
-mod mine;
-mod metrics;
-mod evaluate;
-mod augment;
-mod nn;
 mod train;
-mod pipeline;

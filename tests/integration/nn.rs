@@ -58,11 +58,20 @@ print(json.dumps(y.flatten().tolist()))
 "#;
 
 fn input() -> Tensor {
-    (Tensor::arange(2 * 3 * 16 * 16, (Kind::Float, Device::Cpu)) * 0.37).sin().view([2, 3, 16, 16])
+    (Tensor::arange(2 * 3 * 16 * 16, (Kind::Float, Device::Cpu)) * 0.37)
+        .sin()
+        .view([2, 3, 16, 16])
 }
 
 fn config(heads: usize, classes: i64) -> ModelConfig {
-    ModelConfig { arch: Arch::Cifar, in_channels: 3, width: 4, proj_dim: 16, num_heads: heads, num_classes: classes }
+    ModelConfig {
+        arch: Arch::Cifar,
+        in_channels: 3,
+        width: 4,
+        proj_dim: 16,
+        num_heads: heads,
+        num_classes: classes,
+    }
 }
 
 fn forward(m: &Model) -> Vec<f32> {
@@ -81,7 +90,10 @@ fn meta(kind: &str, model: ModelConfig) -> WeightsMeta {
         kind: kind.into(),
         model,
         best_head: 1,
-        normalize: NormMeta { mean: vec![0.5; 3], std: vec![0.25; 3] },
+        normalize: NormMeta {
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+        },
         dataset: "test".into(),
         num_batches_tracked: 7,
     }
@@ -90,7 +102,10 @@ fn meta(kind: &str, model: ModelConfig) -> WeightsMeta {
 fn assert_close(a: &[f32], b: &[f32], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}: lengths");
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{what}[{i}]: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+            "{what}[{i}]: {x} vs {y}"
+        );
     }
 }
 
@@ -98,7 +113,11 @@ fn round_trip(kind: &str, heads: usize, classes: i64) {
     let ws = Workspace::new();
     tch::manual_seed(3);
     let cfg = config(heads, classes);
-    let model = if kind == "simclr" { Model::simclr(cfg.clone(), Device::Cpu) } else { Model::cluster(cfg.clone(), Device::Cpu) };
+    let model = if kind == "simclr" {
+        Model::simclr(cfg.clone(), Device::Cpu)
+    } else {
+        Model::cluster(cfg.clone(), Device::Cpu)
+    };
     // Make the BN running statistics non-trivial so eval mode really uses them.
     {
         let _g = tch::no_grad_guard();
@@ -114,11 +133,18 @@ fn round_trip(kind: &str, heads: usize, classes: i64) {
     let a = ws.join("a.safetensors");
     let b = ws.join("b.safetensors");
     nn::weights::save(&model, &meta(kind, cfg.clone()), &a).expect("save");
-    let py: Vec<f32> = serde_json::from_str(run_python(REFERENCE, &[a.to_str().unwrap(), b.to_str().unwrap(), kind]).trim()).expect("json");
+    let py: Vec<f32> = serde_json::from_str(
+        run_python(REFERENCE, &[a.to_str().unwrap(), b.to_str().unwrap(), kind]).trim(),
+    )
+    .expect("json");
     assert_close(&rust_out, &py, "PyTorch output of Rust weights");
     // Back: the PyTorch-written file (no metadata) loads strictly into a fresh model.
     tch::manual_seed(99);
-    let mut back = if kind == "simclr" { Model::simclr(cfg, Device::Cpu) } else { Model::cluster(cfg, Device::Cpu) };
+    let mut back = if kind == "simclr" {
+        Model::simclr(cfg, Device::Cpu)
+    } else {
+        Model::cluster(cfg, Device::Cpu)
+    };
     nn::weights::load_into(&mut back, &b, LoadRule::All).expect("load PyTorch file");
     assert_close(&forward(&back), &py, "Rust output of PyTorch weights");
 }
@@ -147,8 +173,13 @@ fn issue5_missing_backbone_key_is_an_error() {
         &[a.to_str().unwrap(), b.to_str().unwrap()],
     );
     let mut fresh = Model::cluster(cfg, Device::Cpu);
-    let err = nn::weights::load_into(&mut fresh, &b, LoadRule::Backbone).unwrap_err().to_string();
-    assert!(err.contains("backbone.layer3.1.conv2.weight") && err.contains("b.safetensors"), "{err}");
+    let err = nn::weights::load_into(&mut fresh, &b, LoadRule::Backbone)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backbone.layer3.1.conv2.weight") && err.contains("b.safetensors"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -52,7 +52,15 @@ inputs = { weights = "selflabel.weights", test = "ingest.test", train = "ingest.
 outputs = ["predictions", "metrics", "report"]
 "#;
 
-const ALL: [&str; 7] = ["ingest", "pretext", "embed", "mine", "scan", "selflabel", "evaluate"];
+const ALL: [&str; 7] = [
+    "ingest",
+    "pretext",
+    "embed",
+    "mine",
+    "scan",
+    "selflabel",
+    "evaluate",
+];
 
 /// Run `scan` with `args` in `dir`; returns the stages whose status is `ran`.
 pub fn run_json(dir: &Path, args: &[&str]) -> Vec<String> {
@@ -128,7 +136,10 @@ fn issue9_entropy_weight_tweak_reruns_only_scan_and_after() {
     let ws = fresh_copy();
     let text = TINY_PIPELINE.replace("entropy_weight = 5.0", "entropy_weight = 2.0");
     ws.write("pipeline.toml", &text);
-    assert_eq!(run_json(ws.path(), &["run"]), ["scan", "selflabel", "evaluate"]);
+    assert_eq!(
+        run_json(ws.path(), &["run"]),
+        ["scan", "selflabel", "evaluate"]
+    );
     // And back: the old results are still in the store.
     ws.write("pipeline.toml", TINY_PIPELINE);
     assert!(run_json(ws.path(), &["run"]).is_empty());
@@ -145,15 +156,37 @@ fn issue9_changing_k_reruns_mine_and_after_but_not_pretext_or_embed() {
 fn issue9_teammate_imports_mined_neighbours_and_skips_pretext_embed_mine() {
     let ws = fresh_copy();
     let bundle = ws.join("mine.scanpack");
-    let out = ws.scan().args(["export", "mine", "-o"]).arg(&bundle).output().expect("export");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ws
+        .scan()
+        .args(["export", "mine", "-o"])
+        .arg(&bundle)
+        .output()
+        .expect("export");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The teammate: same pipeline file, empty store.
     let mate = Workspace::new();
     mate.write("pipeline.toml", TINY_PIPELINE);
-    let out = mate.scan().arg("import").arg(&bundle).output().expect("import");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mate
+        .scan()
+        .arg("import")
+        .arg(&bundle)
+        .output()
+        .expect("import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ran = run_json(mate.path(), &["run"]);
-    assert_eq!(ran, ["scan", "selflabel", "evaluate"], "pretext, embed and mine are reused");
+    assert_eq!(
+        ran,
+        ["scan", "selflabel", "evaluate"],
+        "pretext, embed and mine are reused"
+    );
 }
 
 #[test]
@@ -164,8 +197,14 @@ fn issue9_restored_store_cache_runs_nothing() {
     let checkout = Workspace::new();
     checkout.write("pipeline.toml", TINY_PIPELINE);
     let store = cache.join("restored-store");
-    let ran = run_json(checkout.path(), &["--store", store.to_str().expect("utf8"), "run"]);
-    assert!(ran.is_empty(), "nothing runs with a restored store: {ran:?}");
+    let ran = run_json(
+        checkout.path(),
+        &["--store", store.to_str().expect("utf8"), "run"],
+    );
+    assert!(
+        ran.is_empty(),
+        "nothing runs with a restored store: {ran:?}"
+    );
 }
 
 #[test]
@@ -176,7 +215,11 @@ fn issue8_tiny_end_to_end_writes_report() {
         .args(["show", "evaluate.report"])
         .output()
         .expect("show");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
     let md = std::fs::read_to_string(report.join("report.md")).expect("report.md");
     assert!(md.contains("ACC"), "{md}");
@@ -185,7 +228,10 @@ fn issue8_tiny_end_to_end_writes_report() {
         .args(["show", "evaluate.metrics"])
         .output()
         .expect("show");
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(String::from_utf8_lossy(&metrics_out.stdout).trim()).expect("read")).expect("json");
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(String::from_utf8_lossy(&metrics_out.stdout).trim())
+            .expect("read"),
+    )
+    .expect("json");
     assert!(metrics.to_string().contains("acc"), "{metrics}");
 }

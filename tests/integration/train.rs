@@ -70,19 +70,35 @@ fn issue5_issue7_losses_match_reference_pytorch_code() {
     let weak = weak + boost;
     let strong = Tensor::randn([8, 4], opts);
     let case = serde_json::json!({"z": to_json(&z), "a": to_json(&a), "n": to_json(&n), "weak": to_json(&weak), "strong": to_json(&strong)});
-    let out: serde_json::Value = serde_json::from_str(run_python(REFERENCE, &[&case.to_string()]).trim()).expect("json");
+    let out: serde_json::Value =
+        serde_json::from_str(run_python(REFERENCE, &[&case.to_string()]).trim()).expect("json");
 
     let simclr = losses::simclr_loss(&z, 0.1).double_value(&[]);
-    assert!((simclr - out["simclr"].as_f64().unwrap()).abs() < 1e-5, "simclr {simclr} vs {}", out["simclr"]);
+    assert!(
+        (simclr - out["simclr"].as_f64().unwrap()).abs() < 1e-5,
+        "simclr {simclr} vs {}",
+        out["simclr"]
+    );
     let s = losses::scan_loss(&a, &n, 5.0);
-    for (ours, i) in [(s.total.double_value(&[]), 0), (s.consistency.double_value(&[]), 1), (s.entropy.double_value(&[]), 2)] {
+    for (ours, i) in [
+        (s.total.double_value(&[]), 0),
+        (s.consistency.double_value(&[]), 1),
+        (s.entropy.double_value(&[]), 2),
+    ] {
         let theirs = out["scan"][i].as_f64().unwrap();
-        assert!((ours - theirs).abs() < 1e-5, "scan part {i}: {ours} vs {theirs}");
+        assert!(
+            (ours - theirs).abs() < 1e-5,
+            "scan part {i}: {ours} vs {theirs}"
+        );
     }
     let (sl, k) = losses::selflabel_loss(&weak, &strong, 0.9).expect("confident rows exist");
     assert_eq!(k, 4);
     let theirs = out["selflabel"].as_f64().unwrap();
-    assert!((sl.double_value(&[]) - theirs).abs() < 1e-5, "selflabel {} vs {theirs}", sl.double_value(&[]));
+    assert!(
+        (sl.double_value(&[]) - theirs).abs() < 1e-5,
+        "selflabel {} vs {theirs}",
+        sl.double_value(&[])
+    );
 }
 
 #[test]
@@ -103,7 +119,11 @@ fn issue7_class_balanced_identity() {
     let class0 = (ce(0, 0) + ce(1, 0) + ce(2, 0) + ce(3, 0)) / 4.0;
     let class2 = (ce(4, 2) + ce(5, 2)) / 2.0;
     let expect = (class0 + class2) / 2.0;
-    assert!((loss.double_value(&[]) - expect).abs() < 1e-5, "{} vs {expect}", loss.double_value(&[]));
+    assert!(
+        (loss.double_value(&[]) - expect).abs() < 1e-5,
+        "{} vs {expect}",
+        loss.double_value(&[])
+    );
 }
 
 #[test]
@@ -125,4 +145,168 @@ fn issue7_scan_loss_hand_computed_case() {
 fn issue7_no_confident_sample_is_skipped() {
     let weak = Tensor::zeros([5, 10], (Kind::Float, Device::Cpu));
     assert!(losses::selflabel_loss(&weak, &weak, 0.99).is_none());
+}
+
+/// Run stage binary `name` with params JSON and inputs; returns stderr. Panics on failure.
+fn stage(
+    name: &str,
+    out: &std::path::Path,
+    params: &str,
+    inputs: &[(&str, &std::path::Path)],
+    work: Option<&std::path::Path>,
+) -> String {
+    std::fs::create_dir_all(out).expect("mkdir out");
+    let pfile = out.with_extension("params.json");
+    std::fs::write(&pfile, params).expect("params");
+    let mut cmd = std::process::Command::new(crate::common::bin(name));
+    cmd.arg("--out").arg(out).arg("--params").arg(&pfile);
+    for (n, p) in inputs {
+        cmd.arg("--input").arg(format!("{n}={}", p.display()));
+    }
+    match work {
+        Some(w) => cmd.env("SCAN_WORK_DIR", w),
+        None => cmd.env_remove("SCAN_WORK_DIR"),
+    };
+    let o = cmd.output().expect("spawn stage");
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{name} failed:\n{err}");
+    err
+}
+
+fn ingest_fmnist(dir: &std::path::Path, train: usize, test: usize) -> std::path::PathBuf {
+    let out = dir.join("ingest");
+    let params = format!(
+        r#"{{"dataset":"fashion-mnist","subset":{{"train":{train},"test":{test},"mode":"random","seed":1}}}}"#
+    );
+    stage("scan-ingest", &out, &params, &[], None);
+    out
+}
+
+#[test]
+fn issue5_kill_9_during_pretext_then_rerun_resumes() {
+    let ws = crate::common::Workspace::new();
+    let data = ingest_fmnist(ws.path(), 400, 100);
+    let work = ws.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = ws.join("pretext");
+    std::fs::create_dir_all(&out).unwrap();
+    let params = r#"{"epochs":4,"batch_size":100,"width":4,"knn_every":0}"#;
+    let pfile = ws.join("p.json");
+    std::fs::write(&pfile, params).unwrap();
+    let mut child = std::process::Command::new(crate::common::bin("scan-pretext"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--params")
+        .arg(&pfile)
+        .arg("--input")
+        .arg(format!("train={}", data.join("train").display()))
+        .env("SCAN_WORK_DIR", &work)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let ckpt = work.join("checkpoint.safetensors");
+    let start = std::time::Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "pretext ended before its first checkpoint"
+        );
+        assert!(start.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9"); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !out.join("weights").exists(),
+        "a killed run wrote no weights"
+    );
+    let err = stage(
+        "scan-pretext",
+        &out,
+        params,
+        &[("train", &data.join("train"))],
+        Some(&work),
+    );
+    let resumed: usize = err
+        .lines()
+        .find_map(|l| l.strip_prefix("pretext: resuming from checkpoint after epoch "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resume message in:\n{err}"));
+    assert!((1..4).contains(&resumed), "resumed after epoch {resumed}");
+    // Only the remaining epochs ran, and the curves hold all four.
+    assert_eq!(err.matches("pretext epoch ").count(), 4 - resumed, "{err}");
+    let curves: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("curves")).unwrap()).unwrap();
+    let epochs: Vec<f64> = curves["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["epoch"].as_f64().unwrap())
+        .collect();
+    assert_eq!(epochs, [0.0, 1.0, 2.0, 3.0]);
+    // The resumed run ends exactly where an uninterrupted one does.
+    let straight = ws.join("straight");
+    stage(
+        "scan-pretext",
+        &straight,
+        params,
+        &[("train", &data.join("train"))],
+        None,
+    );
+    assert!(
+        std::fs::read(straight.join("weights")).unwrap()
+            == std::fs::read(out.join("weights")).unwrap(),
+        "resumed and uninterrupted runs differ"
+    );
+}
+
+#[test]
+fn issue5_tiny_pretext_beats_random_init_on_neighbour_accuracy() {
+    let ws = crate::common::Workspace::new();
+    let data = ingest_fmnist(ws.path(), 2000, 500);
+    let (train, test) = (data.join("train"), data.join("test"));
+    let acc = |epochs: usize| -> f64 {
+        let tag = format!("e{epochs}");
+        let pre = ws.join(&format!("{tag}-pretext"));
+        stage(
+            "scan-pretext",
+            &pre,
+            &format!(
+                r#"{{"epochs":{epochs},"batch_size":128,"lr":0.2,"width":8,"knn_every":0,"seed":3}}"#
+            ),
+            &[("train", &train)],
+            None,
+        );
+        let emb = ws.join(&format!("{tag}-embed"));
+        stage(
+            "scan-embed",
+            &emb,
+            "{}",
+            &[
+                ("weights", &pre.join("weights")),
+                ("train", &train),
+                ("test", &test),
+            ],
+            None,
+        );
+        let mine = ws.join(&format!("{tag}-mine"));
+        stage(
+            "scan-mine",
+            &mine,
+            "{}",
+            &[("train", &emb.join("train")), ("test", &emb.join("test"))],
+            None,
+        );
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(mine.join("metrics")).unwrap()).unwrap();
+        m["train"]["neighbor_accuracy"]
+            .as_f64()
+            .expect("neighbour accuracy")
+    };
+    let random = acc(0);
+    let trained = acc(20);
+    assert!(
+        trained > random + 0.05,
+        "trained {trained:.3} vs random init {random:.3}"
+    );
 }
