@@ -84,7 +84,7 @@ pub fn read_bin(file: &RawFile, which: CifarLabels) -> Result<CifarPart, IngestE
     let (nlab, off) = which.binary_labels();
     let rec = nlab + PIXELS;
     let b = &file.bytes;
-    if b.is_empty() || b.len() % rec != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(rec) {
         return Err(IngestError::bad(
             &file.path,
             format!(

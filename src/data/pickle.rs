@@ -374,7 +374,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
 }
 
 fn pairs(items: Vec<Value>, at: usize) -> Result<Vec<(Value, Value)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(format!("odd number of dict items at offset {at}"));
     }
     let mut it = items.into_iter();

@@ -36,7 +36,7 @@ fn colmajor_to_hwc(src: &[u8], dst: &mut [u8]) {
 pub fn read_images(path: &Path, name: &str) -> Result<(Vec<u8>, SourceFile), IngestError> {
     let mut f = fs_err::File::open(path)?;
     let len = f.metadata()?.len() as usize;
-    if len == 0 || len % PIXELS != 0 {
+    if len == 0 || !len.is_multiple_of(PIXELS) {
         return Err(IngestError::bad(
             path,
             format!(

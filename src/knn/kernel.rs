@@ -110,7 +110,7 @@ pub(crate) fn run_pair(isa: Isa, p: &Pair, rows: &mut BlockHeaps, cols: Option<&
         "kernel variant {isa:?} not supported by this CPU"
     );
     let nr = isa.panel_width();
-    assert!(p.a0 % nr == 0 && p.b0 % nr == 0);
+    assert!(p.a0.is_multiple_of(nr) && p.b0.is_multiple_of(nr));
     let end = (p.a0 + p.a_len).max(p.b0 + p.b_len);
     assert!(p.packed.len() >= end.div_ceil(nr) * p.dim * nr);
     // SAFETY: the CPU supports the variant (checked above); slice bounds checked above.
@@ -146,7 +146,7 @@ unsafe fn pair_generic<S: Simd, const MR: usize, const NV: usize>(
     let (dim, w) = (p.dim, S::W);
     let nr = NV * w;
     debug_assert!(nr <= MAX_NR && MR <= MAX_MR && nr <= 64);
-    debug_assert!(nr % MR == 0);
+    debug_assert!(nr.is_multiple_of(MR));
     let mut tile = [[0.0f32; MAX_NR]; MAX_MR];
     let mut cthr = [f32::INFINITY; MAX_NR];
     for pi in 0..p.b_len.div_ceil(nr) {

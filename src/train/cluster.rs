@@ -165,6 +165,9 @@ fn neighbors_tensor(path: &Path, n: usize, device: Device) -> Result<(Tensor, i6
     ))
 }
 
+/// The selected state so far: (selection loss, head, CPU copy of every variable).
+type Best = (f64, usize, Vec<(String, Tensor)>);
+
 fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
     model
         .vs
@@ -242,7 +245,7 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let work = common::work_dir();
     let mut curves = Curves::new("scan");
     let mut start_epoch = 0;
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<Best> = None;
     if let Some(ckpt) = work
         .as_deref()
         .and_then(|w| common::load_checkpoint(w, device))
