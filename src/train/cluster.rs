@@ -242,23 +242,11 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);
 
-    let work = common::work_dir();
     let mut curves = Curves::new("scan");
     let mut start_epoch = 0;
     let mut best: Option<Best> = None;
-    if let Some(ckpt) = work
-        .as_deref()
-        .and_then(|w| common::load_checkpoint(w, device))
-    {
-        common::restore_model(&mut model, &ckpt)?;
-        start_epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-        opt.load_state(
-            &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
-            ckpt.json["step"].as_i64().unwrap_or(0),
-        )
-        .map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone())
-            .unwrap_or_else(|_| Curves::new("scan"));
+    if let Some((ckpt, epoch, c)) = common::resume("scan", &mut model, &mut opt)? {
+        (start_epoch, curves) = (epoch, c);
         if let (Some(loss), Some(head)) = (
             ckpt.json["best_loss"].as_f64(),
             ckpt.json["best_head"].as_u64(),
@@ -273,7 +261,6 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
                 .collect();
             best = Some((loss, head as usize, state));
         }
-        eprintln!("scan: resuming from checkpoint after epoch {start_epoch}");
     }
 
     for epoch in start_epoch..p.epochs {
@@ -377,30 +364,18 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
                 super::hungarian_acc(&pred, &test.labels, classes as usize, test.num_classes()),
             );
         }
-        let summary: Vec<String> = rec
-            .iter()
-            .filter(|(k, _)| *k != "epoch")
-            .map(|(k, v)| format!("{k} {v:.4}"))
-            .collect();
-        rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
-        curves.records.push(rec);
-        if let Some(w) = &work {
-            let mut tensors = common::model_tensors(&model);
-            tensors.extend(opt.state_tensors());
-            let (bl, bh) = match &best {
-                Some((l, h, state)) => {
-                    tensors.extend(
-                        state
-                            .iter()
-                            .map(|(n, t)| (format!("best.{n}"), t.shallow_clone())),
-                    );
-                    (Some(*l), Some(*h))
-                }
-                None => (None, None),
-            };
-            let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves, "best_loss": bl, "best_head": bh});
-            common::save_checkpoint(w, &tensors, &json)?;
-        }
+        common::end_epoch(progress, rec, &mut curves);
+        let (extra, json) = match &best {
+            Some((loss, head, state)) => (
+                state
+                    .iter()
+                    .map(|(n, t)| (format!("best.{n}"), t.shallow_clone()))
+                    .collect(),
+                serde_json::json!({"best_loss": loss, "best_head": head}),
+            ),
+            None => (Vec::new(), serde_json::Value::Null),
+        };
+        common::save_epoch(&model, &opt, epoch, &curves, extra, json)?;
     }
     let best_head = match &best {
         Some((_, head, state)) => {

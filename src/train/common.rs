@@ -218,3 +218,61 @@ impl EpochProgress {
         rate
     }
 }
+
+/// Resume from the checkpoint in `SCAN_WORK_DIR`, if any: restores the model and optimizer state and
+/// returns (checkpoint, epochs done, curves so far); the caller restores its own extra state.
+pub fn resume(
+    stage: &str,
+    model: &mut Model,
+    opt: &mut super::optim::Optimizer,
+) -> Result<Option<(Checkpoint, usize, Curves)>, TrainError> {
+    let Some(ckpt) = work_dir()
+        .as_deref()
+        .and_then(|w| load_checkpoint(w, model.device()))
+    else {
+        return Ok(None);
+    };
+    restore_model(model, &ckpt)?;
+    let epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
+    opt.load_state(
+        &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
+        ckpt.json["step"].as_i64().unwrap_or(0),
+    )
+    .map_err(TrainError::Invalid)?;
+    let curves =
+        serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new(stage));
+    eprintln!("{stage}: resuming from checkpoint after epoch {epoch}");
+    Ok(Some((ckpt, epoch, curves)))
+}
+
+/// Save the end-of-epoch checkpoint (model, optimizer, `extra` tensors, `extra_json` fields) when
+/// the runner gave a work directory.
+pub fn save_epoch(
+    model: &Model,
+    opt: &super::optim::Optimizer,
+    epoch: usize,
+    curves: &Curves,
+    extra: Vec<(String, Tensor)>,
+    extra_json: serde_json::Value,
+) -> Result<(), TrainError> {
+    let Some(w) = work_dir() else { return Ok(()) };
+    let mut tensors = model_tensors(model);
+    tensors.extend(opt.state_tensors());
+    tensors.extend(extra);
+    let mut json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves});
+    if let (Some(obj), serde_json::Value::Object(more)) = (json.as_object_mut(), extra_json) {
+        obj.extend(more);
+    }
+    save_checkpoint(&w, &tensors, &json)
+}
+
+/// Close an epoch: print its record, add images/s, append it to the curves.
+pub fn end_epoch(progress: EpochProgress, mut rec: Record, curves: &mut Curves) {
+    let summary: Vec<String> = rec
+        .iter()
+        .filter(|(k, _)| *k != "epoch")
+        .map(|(k, v)| format!("{k} {v:.4}"))
+        .collect();
+    rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
+    curves.records.push(rec);
+}

@@ -150,24 +150,10 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         )
     });
 
-    let work = common::work_dir();
     let mut curves = Curves::new("pretext");
     let mut start_epoch = 0;
-    let mut bn_steps = 0i64;
-    if let Some(ckpt) = work
-        .as_deref()
-        .and_then(|w| common::load_checkpoint(w, device))
-    {
-        common::restore_model(&mut model, &ckpt)?;
-        let epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-        let step = ckpt.json["step"].as_i64().unwrap_or(0);
-        opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), step)
-            .map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone())
-            .unwrap_or_else(|_| Curves::new("pretext"));
-        bn_steps = step;
-        start_epoch = epoch;
-        eprintln!("pretext: resuming from checkpoint after epoch {epoch}");
+    if let Some((_, epoch, c)) = common::resume("pretext", &mut model, &mut opt)? {
+        (start_epoch, curves) = (epoch, c);
     }
 
     for epoch in start_epoch..p.epochs {
@@ -188,7 +174,6 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
             opt.zero_grad();
             loss.backward();
             opt.step(lr);
-            bn_steps += 1;
             let l = loss.double_value(&[]);
             loss_sum += l;
             progress.step(batch.len(), &format!("loss {l:.4}"));
@@ -207,19 +192,15 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
                 rec.insert("knn_acc".into(), acc);
             }
         }
-        let summary: Vec<String> = rec
-            .iter()
-            .filter(|(k, _)| *k != "epoch")
-            .map(|(k, v)| format!("{k} {v:.4}"))
-            .collect();
-        rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
-        curves.records.push(rec);
-        if let Some(w) = &work {
-            let mut tensors = common::model_tensors(&model);
-            tensors.extend(opt.state_tensors());
-            let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves});
-            common::save_checkpoint(w, &tensors, &json)?;
-        }
+        common::end_epoch(progress, rec, &mut curves);
+        common::save_epoch(
+            &model,
+            &opt,
+            epoch,
+            &curves,
+            Vec::new(),
+            serde_json::Value::Null,
+        )?;
     }
     let meta = WeightsMeta {
         format_version: nn::weights::FORMAT_VERSION,
@@ -228,7 +209,7 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         best_head: 0,
         normalize: norm,
         dataset: train.meta.dataset.clone(),
-        num_batches_tracked: bn_steps,
+        num_batches_tracked: opt.step,
     };
     nn::weights::save(&model, &meta, &out.join("weights"))?;
     curves.save(&out.join("curves"))?;

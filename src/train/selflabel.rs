@@ -132,22 +132,10 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
             .collect()
     });
 
-    let work = common::work_dir();
     let mut curves = Curves::new("selflabel");
     let mut start_epoch = 0;
-    if let Some(ckpt) = work
-        .as_deref()
-        .and_then(|w| common::load_checkpoint(w, device))
-    {
-        common::restore_model(&mut model, &ckpt)?;
-        start_epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-        opt.load_state(
-            &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
-            ckpt.json["step"].as_i64().unwrap_or(0),
-        )
-        .map_err(TrainError::Invalid)?;
-        curves = serde_json::from_value(ckpt.json["curves"].clone())
-            .unwrap_or_else(|_| Curves::new("selflabel"));
+    if let Some((ckpt, epoch, c)) = common::resume("selflabel", &mut model, &mut opt)? {
+        (start_epoch, curves) = (epoch, c);
         if let Some(e) = &mut ema {
             for (name, t) in e.iter_mut() {
                 if let Some(s) = ckpt.tensors.get(&format!("ema.{name}")) {
@@ -155,7 +143,6 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
                 }
             }
         }
-        eprintln!("selflabel: resuming from checkpoint after epoch {start_epoch}");
     }
 
     for epoch in start_epoch..p.epochs {
@@ -230,25 +217,13 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
                 ),
             );
         }
-        let summary: Vec<String> = rec
+        common::end_epoch(progress, rec, &mut curves);
+        let extra = ema
             .iter()
-            .filter(|(k, _)| *k != "epoch")
-            .map(|(k, v)| format!("{k} {v:.4}"))
+            .flatten()
+            .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone()))
             .collect();
-        rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
-        curves.records.push(rec);
-        if let Some(w) = &work {
-            let mut tensors = common::model_tensors(&model);
-            tensors.extend(opt.state_tensors());
-            if let Some(e) = &ema {
-                tensors.extend(
-                    e.iter()
-                        .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone())),
-                );
-            }
-            let json = serde_json::json!({"epoch": epoch + 1, "step": opt.step, "curves": curves});
-            common::save_checkpoint(w, &tensors, &json)?;
-        }
+        common::save_epoch(&model, &opt, epoch, &curves, extra, serde_json::Value::Null)?;
     }
     let meta = WeightsMeta {
         format_version: nn::weights::FORMAT_VERSION,

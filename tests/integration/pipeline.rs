@@ -235,3 +235,32 @@ fn issue8_tiny_end_to_end_writes_report() {
     .expect("json");
     assert!(metrics.to_string().contains("acc"), "{metrics}");
 }
+
+#[test]
+fn issue9_paper_pipelines_and_default_pipeline_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("pipelines"))
+        .expect("pipelines/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.push(root.join("pipeline.toml"));
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let ws = Workspace::new();
+        let text = std::fs::read_to_string(&file).expect("read pipeline");
+        // The data folders the paper pipelines expect (the datasets themselves are not needed to validate).
+        for dir in ["data/cifar10", "data/cifar100", "data/stl10"] {
+            std::fs::create_dir_all(ws.join(dir)).expect("mkdir");
+        }
+        ws.write("pipeline.toml", &text);
+        let out = ws.scan().args(["status", "--json"]).output().expect("status");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(v.to_string().contains("selflabel"), "{}: {v}", file.display());
+    }
+}
