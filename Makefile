@@ -16,6 +16,8 @@ build: setup
 
 run: build
 	./target/release/scan run
+	@echo "report:  $$(./target/release/scan show evaluate.report)/report.md"
+	@echo "metrics: $$(./target/release/scan show evaluate.metrics)"
 
 test: setup
 	cargo build --release --bins

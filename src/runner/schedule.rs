@@ -279,6 +279,9 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
         },
         start.elapsed().as_secs_f64()
     );
+    if ran == 0 && bad == 0 {
+        eprintln!("scan: everything is up to date");
+    }
     Ok(result)
 }
 

@@ -253,7 +253,11 @@ fn issue9_paper_pipelines_and_default_pipeline_validate() {
             std::fs::create_dir_all(ws.join(dir)).expect("mkdir");
         }
         ws.write("pipeline.toml", &text);
-        let out = ws.scan().args(["status", "--json"]).output().expect("status");
+        let out = ws
+            .scan()
+            .args(["status", "--json"])
+            .output()
+            .expect("status");
         assert!(
             out.status.success(),
             "{}: {}",
@@ -261,6 +265,10 @@ fn issue9_paper_pipelines_and_default_pipeline_validate() {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        assert!(v.to_string().contains("selflabel"), "{}: {v}", file.display());
+        assert!(
+            v.to_string().contains("selflabel"),
+            "{}: {v}",
+            file.display()
+        );
     }
 }
