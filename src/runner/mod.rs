@@ -7,11 +7,13 @@
 //! The run path never touches libtorch.
 
 pub mod commands;
+mod dag;
 pub mod exec;
 pub mod key;
 pub mod lockfile;
 pub mod params;
 pub mod pipeline;
+mod pipeline_error;
 pub mod plan;
 pub mod schedule;
 

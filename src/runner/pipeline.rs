@@ -20,68 +20,8 @@ use serde_json::Value;
 
 use super::params::toml_to_json;
 
-/// Why a pipeline file is invalid (exit code 2).
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: TOML syntax error: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("{path}: {context}: unknown field `{key}` (allowed: {allowed})")]
-    UnknownField {
-        path: PathBuf,
-        context: String,
-        key: String,
-        allowed: &'static str,
-    },
-    #[error("{path}: {context}: `{key}` must be {expected}, found {found}")]
-    WrongType {
-        path: PathBuf,
-        context: String,
-        key: String,
-        expected: &'static str,
-        found: String,
-    },
-    #[error("{path}: stage `{stage}`: missing required field `{key}`")]
-    Missing {
-        path: PathBuf,
-        stage: String,
-        key: String,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{path}: stage `{stage}`: input `{input}` = \"{reference}\": stage `{upstream}` has no output `{output}` (it declares: {declared})")]
-    UnknownOutput {
-        path: PathBuf,
-        stage: String,
-        input: String,
-        reference: String,
-        upstream: String,
-        output: String,
-        declared: String,
-    },
-    #[error("{path}: stage `{stage}`: input `{input}` = \"{reference}\" is neither `<stage>.<output>` of a known stage nor an existing path ({resolved})")]
-    MissingPath {
-        path: PathBuf,
-        stage: String,
-        input: String,
-        reference: String,
-        resolved: PathBuf,
-    },
-    #[error("{path}: stage `{stage}`: output `{output}` is declared twice")]
-    DuplicateOutput {
-        path: PathBuf,
-        stage: String,
-        output: String,
-    },
-    #[error("{path}: dependency cycle: {cycle}")]
-    Cycle { path: PathBuf, cycle: String },
-    #[error("{path}: no stages defined (add a [stages.NAME] table)")]
-    Empty { path: PathBuf },
-}
+use super::dag::topo_order;
+pub use super::pipeline_error::PipelineError;
 
 /// Where an input comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -454,63 +394,6 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         workspace: workspace.to_path_buf(),
         name,
         stages,
-    })
-}
-
-/// Kahn's algorithm, ties broken by name; a cycle is reported as `a → b → a`.
-#[allow(clippy::result_large_err)]
-fn topo_order(path: &Path, stages: &BTreeMap<String, Stage>) -> Result<Vec<String>, PipelineError> {
-    let mut indegree: BTreeMap<&str, usize> = stages.keys().map(|k| (k.as_str(), 0)).collect();
-    for s in stages.values() {
-        *indegree.entry(&s.name).or_default() = s.deps().len();
-    }
-    let mut ready: BTreeSet<&str> = indegree
-        .iter()
-        .filter(|(_, &d)| d == 0)
-        .map(|(k, _)| *k)
-        .collect();
-    let mut order = Vec::new();
-    while let Some(n) = ready.pop_first() {
-        order.push(n.to_string());
-        for s in stages.values() {
-            if s.deps().contains(n) {
-                let d = indegree.entry(&s.name).or_default();
-                *d -= 1;
-                if *d == 0 {
-                    ready.insert(&s.name);
-                }
-            }
-        }
-    }
-    if order.len() == stages.len() {
-        return Ok(order);
-    }
-    // Walk dependencies from a stage left over until a stage repeats.
-    let left: BTreeSet<&str> = stages
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !order.iter().any(|o| o == k))
-        .collect();
-    let mut walk = vec![*left.iter().next().unwrap_or(&"?")];
-    loop {
-        let cur = walk[walk.len() - 1];
-        let next = stages
-            .get(cur)
-            .and_then(|s| s.deps().into_iter().find(|d| left.contains(d)));
-        let Some(next) = next else { break };
-        if let Some(pos) = walk.iter().position(|w| *w == next) {
-            let mut cycle: Vec<&str> = walk[pos..].to_vec();
-            cycle.push(cycle[0]);
-            return Err(PipelineError::Cycle {
-                path: path.to_path_buf(),
-                cycle: cycle.join(" → "),
-            });
-        }
-        walk.push(next);
-    }
-    Err(PipelineError::Cycle {
-        path: path.to_path_buf(),
-        cycle: left.into_iter().collect::<Vec<_>>().join(", "),
     })
 }
 
