@@ -528,3 +528,40 @@ fn issue3_builtin_code_identity_is_the_declared_version_not_the_binary() {
         "a rebuilt stage binary must not invalidate its cache"
     );
 }
+
+#[test]
+fn issue3_scan_binary_does_not_link_libtorch() {
+    // Loading libtorch costs ~0.5 s per start; the runner must stay in milliseconds (BENCHMARKS.md).
+    let bytes = std::fs::read(crate::common::bin("scan")).expect("read scan binary");
+    let needle = b"libtorch_cpu.so";
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "target/release/scan references libtorch_cpu.so"
+    );
+}
+
+#[test]
+fn issue2_doctor_reports_torch_2_11_without_ld_library_path() {
+    let ws = crate::common::Workspace::new();
+    let out = ws
+        .scan()
+        .arg("doctor")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("scan doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("libtorch:"))
+        .unwrap_or_else(|| panic!("no libtorch line in:\n{text}"));
+    assert!(version.trim().starts_with("2.11.0"), "{text}");
+    assert!(
+        text.contains("cuda:") && text.contains("torch threads:") && text.contains("store:"),
+        "{text}"
+    );
+}
