@@ -122,6 +122,34 @@ fn meta_of(path: &Path, bytes: &[u8]) -> Result<WeightsMeta, NnError> {
             ),
         ));
     }
+    let m = &meta.model;
+    if m.width < 1 || m.in_channels < 1 || m.proj_dim < 1 {
+        return Err(werr(path, format!("invalid model config {m:?}")));
+    }
+    if meta.kind != "simclr"
+        && (m.num_heads < 1 || m.num_classes < 1 || meta.best_head >= m.num_heads)
+    {
+        return Err(werr(
+            path,
+            format!(
+                "invalid heads: {} heads of {} clusters, best head {}",
+                m.num_heads, m.num_classes, meta.best_head
+            ),
+        ));
+    }
+    if meta.normalize.mean.len() != m.in_channels as usize
+        || meta.normalize.std.len() != m.in_channels as usize
+    {
+        return Err(werr(
+            path,
+            format!(
+                "normalisation has {} means and {} stds for {} channels",
+                meta.normalize.mean.len(),
+                meta.normalize.std.len(),
+                m.in_channels
+            ),
+        ));
+    }
     Ok(meta)
 }
 

@@ -106,6 +106,18 @@ impl ViewAugment {
         }
     }
 
+    /// Check the settings against the images (channels, crop size) before training starts: a
+    /// mismatch is a clear error here instead of a failure inside a tensor op.
+    pub fn validate(&self, channels: usize, height: usize, width: usize) -> Result<(), TrainError> {
+        let (c, h, w) = (channels as i64, height as i64, width as i64);
+        match self {
+            ViewAugment::Strong(a) => a.validate(c, h, w),
+            ViewAugment::Simclr(a) => a.validate(c),
+            ViewAugment::None(n) => n.validate(c),
+        }
+        .map_err(|e| TrainError::Invalid(format!("augmentation: {e}")))
+    }
+
     pub fn apply(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
         match self {
             ViewAugment::Strong(a) => a.apply(x, rng),
@@ -232,13 +244,10 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     );
     let (nb_train, cols) = neighbors_tensor(inputs.neighbors_train, n, device)?;
     let (nb_test, _) = neighbors_tensor(inputs.neighbors_test, test.len(), device)?;
-    let aug = ViewAugment::new(
-        &p.augmentation,
-        train.height as i64,
-        &pre.normalize,
-        p.cutout,
-        p.num_ops,
-    )?;
+    // At native size RandomCrop is a no-op (spec section 7); the smaller side for non-square images.
+    let size = train.height.min(train.width) as i64;
+    let aug = ViewAugment::new(&p.augmentation, size, &pre.normalize, p.cutout, p.num_ops)?;
+    aug.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);
 

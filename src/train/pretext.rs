@@ -134,6 +134,8 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
             std: norm.std.clone(),
         },
     );
+    aug.validate(train.channels as i64)
+        .map_err(|e| TrainError::Invalid(format!("augmentation: {e}")))?;
     let images = nn::images_tensor(&train, device);
     let monitor = test.as_ref().filter(|t| {
         p.knn_every > 0

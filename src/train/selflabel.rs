@@ -107,7 +107,7 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         },
         common::trainable(&model, |_| true),
     );
-    let size = train.height as i64;
+    let size = train.height.min(train.width) as i64;
     let weak = ViewAugment::new(
         &p.weak_augmentation,
         size,
@@ -122,6 +122,8 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         p.cutout,
         p.num_ops,
     )?;
+    weak.validate(train.channels, train.height, train.width)?;
+    strong.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
     let mut ema: Option<Vec<(String, Tensor)>> = p.ema.then(|| {
         model
