@@ -190,30 +190,7 @@ pub fn load_into(model: &mut Model, path: &Path, rule: LoadRule) -> Result<(), N
         let view = st
             .tensor(file_name)
             .map_err(|e| werr(path, e.to_string()))?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        if shape != var.size() {
-            return Err(werr(
-                path,
-                format!(
-                    "`{name}` has shape {shape:?}, the model expects {:?}",
-                    var.size()
-                ),
-            ));
-        }
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::F16 => Kind::Half,
-            Dtype::BF16 => Kind::BFloat16,
-            Dtype::F64 => Kind::Double,
-            other => {
-                return Err(werr(
-                    path,
-                    format!("`{name}` has unsupported dtype {other:?}"),
-                ))
-            }
-        };
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind)?.to_kind(Kind::Float);
-        var.f_copy_(&t.to_device(var.device()))?;
+        copy_into(path, &name, &view, &mut var)?;
     }
     if !missing.is_empty() {
         let shown: Vec<_> = missing.iter().take(5).cloned().collect();
@@ -255,27 +232,40 @@ pub fn load_head(model: &mut Model, path: &Path, src_head: usize) -> Result<(), 
             .tensor(&name)
             .or_else(|_| st.tensor(&format!("module.{name}")))
             .map_err(|_| werr(path, format!("`{name}` missing")))?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let var = vars
             .get_mut(&format!("cluster_head.0.{part}"))
             .ok_or_else(|| werr(path, "the model has no cluster head 0"))?;
-        if shape != var.size() {
-            return Err(werr(
-                path,
-                format!(
-                    "`{name}` has shape {shape:?}, the model expects {:?}",
-                    var.size()
-                ),
-            ));
-        }
-        if view.dtype() != Dtype::F32 {
-            return Err(werr(
-                path,
-                format!("`{name}` is {:?}, expected F32", view.dtype()),
-            ));
-        }
-        let t = Tensor::f_from_data_size(view.data(), &shape, Kind::Float)?;
-        var.f_copy_(&t.to_device(var.device()))?;
+        copy_into(path, &name, &view, var)?;
     }
+    Ok(())
+}
+
+/// Copy the file tensor `name` into `var`: the shapes must match; float16/bfloat16/float64 files are
+/// converted to the model's float32.
+fn copy_into(path: &Path, name: &str, view: &TensorView, var: &mut Tensor) -> Result<(), NnError> {
+    let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+    if shape != var.size() {
+        return Err(werr(
+            path,
+            format!(
+                "`{name}` has shape {shape:?}, the model expects {:?}",
+                var.size()
+            ),
+        ));
+    }
+    let kind = match view.dtype() {
+        Dtype::F32 => Kind::Float,
+        Dtype::F16 => Kind::Half,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::F64 => Kind::Double,
+        other => {
+            return Err(werr(
+                path,
+                format!("`{name}` has unsupported dtype {other:?}"),
+            ));
+        }
+    };
+    let t = Tensor::f_from_data_size(view.data(), &shape, kind)?.to_kind(Kind::Float);
+    var.f_copy_(&t.to_device(var.device()))?;
     Ok(())
 }
