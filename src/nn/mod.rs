@@ -55,19 +55,40 @@ pub fn images_tensor(data: &Dataset, device: Device) -> Tensor {
         .to_device(device)
 }
 
-/// Test-time transform: uint8 `[B, H, W, C]` → float `[B, C, H, W]`, `/255`, normalised.
+/// Test-time transform: uint8 `[B, H, W, C]` → float `[B, C, H, W]`, `/255`, normalised — the same
+/// [`crate::augment::Normalize`] the training views end with.
 pub fn to_input(images_u8: &Tensor, norm: &NormMeta) -> Tensor {
-    let dev = images_u8.device();
-    let c = norm.mean.len() as i64;
-    let mean = Tensor::from_slice(&norm.mean)
-        .to_kind(Kind::Float)
-        .view([1, c, 1, 1])
-        .to_device(dev);
-    let std = Tensor::from_slice(&norm.std)
-        .to_kind(Kind::Float)
-        .view([1, c, 1, 1])
-        .to_device(dev);
-    (images_u8.permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0 - mean) / std
+    crate::augment::Normalize {
+        mean: norm.mean.clone(),
+        std: norm.std.clone(),
+    }
+    .apply(images_u8)
+}
+
+/// Eval-time pass over uint8 `images` (any device) in batches of `batch`: each batch is moved to
+/// `device`, put through the test-time transform and given to `f`, under no-grad. Returns `f`'s
+/// results in order.
+pub fn map_batches<T>(
+    images: &Tensor,
+    norm: &NormMeta,
+    batch: usize,
+    device: Device,
+    mut f: impl FnMut(&Tensor) -> T,
+) -> Vec<T> {
+    let _guard = tch::no_grad_guard();
+    let n = images.size()[0];
+    let bs = batch.max(1) as i64;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let len = bs.min(n - start);
+        out.push(f(&to_input(
+            &images.narrow(0, start, len).to_device(device),
+            norm,
+        )));
+        start += len;
+    }
+    out
 }
 
 /// Cluster predictions of a dataset by the best head of a weights artifact.
@@ -109,24 +130,15 @@ pub fn predict(weights: &Path, data: &Dataset, batch_size: usize) -> Result<Pred
             data.channels, meta.model.in_channels
         )));
     }
-    let _guard = tch::no_grad_guard();
     let images = images_tensor(data, Device::Cpu);
-    let (mut probs, mut feats) = (Vec::new(), Vec::new());
-    let n = data.len() as i64;
-    let bs = batch_size.max(1) as i64;
-    let mut start = 0;
-    while start < n {
-        let len = bs.min(n - start);
-        let x = to_input(
-            &images.narrow(0, start, len).to_device(dev),
-            &meta.normalize,
-        );
-        let f = model.features(&x, false);
-        let logits = &model.head_logits(&f)[meta.best_head];
-        probs.push(logits.softmax(1, Kind::Float));
-        feats.push(f);
-        start += len;
-    }
+    let (probs, feats): (Vec<Tensor>, Vec<Tensor>) =
+        map_batches(&images, &meta.normalize, batch_size, dev, |x| {
+            let f = model.features(x, false);
+            let probs = model.head_logits(&f)[meta.best_head].softmax(1, Kind::Float);
+            (probs, f)
+        })
+        .into_iter()
+        .unzip();
     let probs = if probs.is_empty() {
         Tensor::zeros([0, meta.model.num_classes], (Kind::Float, dev))
     } else {

@@ -134,21 +134,16 @@ pub fn head_probs(
     norm: &nn::NormMeta,
     batch: usize,
 ) -> Vec<Tensor> {
-    let _guard = tch::no_grad_guard();
-    let device = model.device();
-    let n = images.size()[0];
     let mut per_head: Vec<Vec<Tensor>> = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = (batch.max(1) as i64).min(n - start);
-        let x = nn::to_input(&images.narrow(0, start, len).to_device(device), norm);
-        for (h, logits) in model.cluster_forward(&x, false).into_iter().enumerate() {
+    for batch in nn::map_batches(images, norm, batch, model.device(), |x| {
+        model.cluster_forward(x, false)
+    }) {
+        for (h, logits) in batch.into_iter().enumerate() {
             if per_head.len() <= h {
                 per_head.push(Vec::new());
             }
             per_head[h].push(logits.softmax(1, Kind::Float));
         }
-        start += len;
     }
     per_head.into_iter().map(|v| Tensor::cat(&v, 0)).collect()
 }
@@ -345,10 +340,9 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
         let steps = batches.len() as f64;
         // Selection on the test split: lowest consistency − 1·entropy over heads and epochs.
         let probs = head_probs(&model, &test_images, &pre.normalize, p.eval_batch_size);
-        let nbt = nb_test.to_device(device);
         let sel: Vec<(f64, f64, f64)> = probs
             .iter()
-            .map(|pr| crate::losses::scan_selection_loss(pr, &nbt))
+            .map(|pr| crate::losses::scan_selection_loss(pr, &nb_test))
             .collect();
         let (head, &(sel_total, _, _)) = sel
             .iter()

@@ -35,19 +35,10 @@ pub fn embed_dataset(
     data: &Dataset,
     batch_size: usize,
 ) -> Result<(usize, Vec<f32>), TrainError> {
-    let device = model.device();
-    let _guard = tch::no_grad_guard();
     let images = nn::images_tensor(data, Device::Cpu);
-    let n = data.len() as i64;
-    let bs = batch_size.max(1) as i64;
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = bs.min(n - start);
-        let x = nn::to_input(&images.narrow(0, start, len).to_device(device), norm);
-        parts.push(model.simclr_forward(&x, false).to_device(Device::Cpu));
-        start += len;
-    }
+    let parts = nn::map_batches(&images, norm, batch_size, model.device(), |x| {
+        model.simclr_forward(x, false).to_device(Device::Cpu)
+    });
     let dim = model.config.proj_dim as usize;
     if parts.is_empty() {
         return Ok((dim, Vec::new()));

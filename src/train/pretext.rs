@@ -79,17 +79,12 @@ fn concat(mut a: Dataset, b: Dataset) -> Result<Dataset, TrainError> {
 
 /// Labelled features for the kNN monitor: L2-normalised SimCLR outputs in eval mode.
 fn eval_features(model: &Model, images: &Tensor, norm: &NormMeta, device: Device) -> Tensor {
-    let _guard = tch::no_grad_guard();
-    let n = images.size()[0];
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let len = 512.min(n - start);
-        let x = nn::to_input(&images.narrow(0, start, len).to_device(device), norm);
-        out.push(model.simclr_forward(&x, false));
-        start += len;
-    }
-    Tensor::cat(&out, 0)
+    Tensor::cat(
+        &nn::map_batches(images, norm, 512, device, |x| {
+            model.simclr_forward(x, false)
+        }),
+        0,
+    )
 }
 
 /// Train; writes `weights` and `curves` into `out`.

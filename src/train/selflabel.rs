@@ -125,6 +125,11 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     weak.validate(train.channels, train.height, train.width)?;
     strong.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
+    // Monitoring data, built once: the labelled test split and its images.
+    let monitor = test
+        .as_ref()
+        .filter(|t| t.labels.iter().all(|&l| l >= 0))
+        .map(|t| (t, nn::images_tensor(t, Device::Cpu)));
     let mut ema: Option<Vec<(String, Tensor)>> = p.ema.then(|| {
         model
             .vs
@@ -201,13 +206,8 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         );
         rec.insert("confident_fraction".into(), confident as f64 / seen);
         rec.insert("skipped_batches".into(), skipped as f64);
-        if let Some(t) = test.as_ref().filter(|t| t.labels.iter().all(|&l| l >= 0)) {
-            let probs = head_probs(
-                &model,
-                &nn::images_tensor(t, Device::Cpu),
-                &scan.normalize,
-                p.eval_batch_size,
-            );
+        if let Some((t, test_images)) = &monitor {
+            let probs = head_probs(&model, test_images, &scan.normalize, p.eval_batch_size);
             let pred = Vec::<i64>::try_from(&probs[0].argmax(1, false).to_device(Device::Cpu))?;
             rec.insert(
                 "test_acc".into(),
