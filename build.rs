@@ -1,23 +1,11 @@
-//! Link-time fixes measured in ../shared/tch-notes.md:
-//! - `libtorch_cuda.so` must be linked with `--no-as-needed`, otherwise the linker drops it and the
-//!   binaries never detect CUDA on a GPU machine;
-//! - an rpath (RUNPATH) to the venv's `torch/lib` makes `target/release/scan` run without
-//!   `LD_LIBRARY_PATH` (which, when set, still wins).
-//!
-//! The forced `torch_cuda` link goes only to the binaries that run torch (the training/inference
-//! stages, `scan-doctor`, the test binaries): the `scan` runner itself must not load libtorch, which
-//! costs ≈0.5 s per start, so a no-op `scan run` stays in milliseconds.
-
-/// Binaries that use libtorch.
-const TORCH_BINS: &[&str] = &[
-    "scan-doctor",
-    "scan-pretext",
-    "scan-embed",
-    "scan-mine",
-    "scan-cluster",
-    "scan-selflabel",
-    "scan-evaluate",
-];
+// Link fixes for every binary of a package that runs torch (this package's stage binaries and
+// `scan-doctor`; `crates/evaluate` includes this file for `scan-evaluate`):
+// - `libtorch_cuda.so` is linked with `--no-as-needed`, otherwise the linker drops it and the
+//   binaries never detect CUDA on a GPU machine;
+// - an rpath (RUNPATH) to the venv's `torch/lib` makes the binaries run without `LD_LIBRARY_PATH`
+//   (which, when set, still wins).
+// The `scan` runner is in `scan-core`, which does not link libtorch (loading it costs ≈0.5 s per
+// start), so a no-op `scan run` stays in milliseconds.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -39,8 +27,9 @@ fn main() {
         return;
     }
     let force = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
-    for bin in TORCH_BINS {
-        println!("cargo:rustc-link-arg-bin={bin}={force}");
+    println!("cargo:rustc-link-arg-bins={force}");
+    // Only the root package has integration tests (`tests/`), which also run torch.
+    if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("scan") {
+        println!("cargo:rustc-link-arg-tests={force}");
     }
-    println!("cargo:rustc-link-arg-tests={force}");
 }

@@ -29,7 +29,7 @@ fn torch_version(lib_dir: &Path) -> Option<String> {
 }
 
 /// Name of CUDA device 0 through the driver API (`libcuda.so.1`), if a driver is present.
-fn cuda_device_name() -> Option<String> {
+pub fn cuda_device_name() -> Option<String> {
     type CuInit = unsafe extern "C" fn(u32) -> i32;
     type CuDeviceGet = unsafe extern "C" fn(*mut i32, i32) -> i32;
     type CuDeviceGetName = unsafe extern "C" fn(*mut libc::c_char, i32, i32) -> i32;

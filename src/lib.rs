@@ -1,22 +1,22 @@
-//! `scan`: SCAN ("Learning to Classify Images without Labels", Van Gansbeke et al., ECCV 2020) as an
-//! incremental pipeline of content-addressed stage artifacts.
+//! `scan`: the machine-learning library of SCAN ("Learning to Classify Images without Labels", Van
+//! Gansbeke et al., ECCV 2020) and its torch stage binaries. The method as implemented is described in
+//! `docs/METHOD.md`; each module's doc names the section it implements.
 //!
-//! Each module owns one concern; `../shared/scan-spec.md` is the method, and each module's doc names
-//! the section it implements.
+//! The stage protocol, params schemas, store and runner live in the torch-free `scan-core` crate
+//! (re-exported here as [`stage`], [`params`] and [`util`]); evaluation and the report in
+//! `scan-evaluate`.
 
 pub mod augment;
 pub mod data;
 pub mod doctor;
-pub mod evaluate;
 pub mod io;
 pub mod knn;
 pub mod losses;
 pub mod metrics;
 pub mod mine;
 pub mod nn;
-pub mod report;
-pub mod runner;
-pub mod stage;
-pub mod store;
+mod stage_main;
 pub mod train;
-pub mod util;
+
+pub use scan_core::{params, stage, util};
+pub use stage_main::{provenance, stage_main};

@@ -16,34 +16,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::io::{read_embeddings, write_neighbors, Embeddings, NeighborMeta, Neighbors};
 use crate::knn::{self, CpuOptions, Isa, KnnResult};
 use crate::stage::StageArgs;
 
-/// Params of `mine`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MineParams {
-    /// Neighbours per train sample, self excluded.
-    pub k_train: usize,
-    /// Neighbours per test sample, self excluded.
-    pub k_test: usize,
-    /// `"auto"` (CUDA when available), `"cpu"` or `"cuda"`.
-    pub device: String,
-}
-
-impl Default for MineParams {
-    fn default() -> Self {
-        MineParams {
-            k_train: 20,
-            k_test: 5,
-            device: "auto".into(),
-        }
-    }
-}
+pub use scan_core::params::MineParams;
+use scan_core::params::Device;
 
 /// Where the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +34,15 @@ pub enum SearchDevice {
 
 impl SearchDevice {
     /// Resolve the `device` param.
-    pub fn resolve(name: &str) -> anyhow::Result<SearchDevice> {
-        match name {
-            "cpu" => Ok(SearchDevice::Cpu),
-            "cuda" if knn::cuda::available() => Ok(SearchDevice::Cuda),
-            "cuda" => anyhow::bail!("param `device` = \"cuda\" but no CUDA device is available"),
-            "auto" if knn::cuda::available() => Ok(SearchDevice::Cuda),
-            "auto" => Ok(SearchDevice::Cpu),
-            other => {
-                anyhow::bail!("param `device` = {other:?}: expected \"auto\", \"cpu\" or \"cuda\"")
+    pub fn resolve(device: Device) -> anyhow::Result<SearchDevice> {
+        match device {
+            Device::Cpu => Ok(SearchDevice::Cpu),
+            Device::Cuda if knn::cuda::available() => Ok(SearchDevice::Cuda),
+            Device::Cuda => {
+                anyhow::bail!("param `device` = \"cuda\" but no CUDA device is available")
             }
+            Device::Auto if knn::cuda::available() => Ok(SearchDevice::Cuda),
+            Device::Auto => Ok(SearchDevice::Cpu),
         }
     }
 }
@@ -150,7 +129,7 @@ fn mine_split(
 /// The stage entry point (`scan-mine`).
 pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
     let params: MineParams = args.load_params()?;
-    let device = SearchDevice::resolve(&params.device)?;
+    let device = SearchDevice::resolve(params.device)?;
     let threads = crate::util::num_threads();
     if device == SearchDevice::Cuda {
         tch::set_num_threads(threads as i32);

@@ -1,4 +1,4 @@
 //! Stage binary `scan-cluster` (see `scan::train::cluster`).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-cluster", scan::train::stages::cluster_stage)
+    scan::stage_main(scan_core::builtin::Builtin::Cluster, scan::train::stages::cluster_stage)
 }

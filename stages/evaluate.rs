@@ -1,5 +1,8 @@
-//! Stage binary `scan-evaluate` (spec section 8): metrics, predictions, pictures and report of a
-//! weights artifact on the test split; all logic in [`scan::evaluate`].
+//! Stage binary `scan-evaluate` (METHOD.md §8): metrics, predictions, pictures and report of a
+//! weights artifact on the test split; all logic in [`scan_evaluate`].
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-evaluate", scan::evaluate::run_stage)
+    scan::stage_main(
+        scan_core::builtin::Builtin::Evaluate,
+        scan_evaluate::run_stage,
+    )
 }

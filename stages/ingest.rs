@@ -1,4 +1,4 @@
 //! Stage binary `scan-ingest`: raw dataset files in, one dataset artifact per split out (issue #4).
 fn main() -> std::process::ExitCode {
-    scan::stage::stage_main("scan-ingest", scan::data::run_stage)
+    scan::stage_main(scan_core::builtin::Builtin::Ingest, scan::data::run_stage)
 }

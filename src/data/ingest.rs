@@ -5,141 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
-use serde::Deserialize;
 
 use super::artifact::FORMAT_VERSION;
 use super::cifar::{self, CifarLabels};
 use super::raw::{read_raw, relative_name, RawFile};
 use super::sources::{self, Format};
-use super::subset::{self, SubsetParams};
+use super::subset;
 use super::{folder, idx, stl, Dataset, DatasetMeta, IngestError, SourceFile};
 use crate::stage::StageArgs;
 
-/// The supported datasets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum DatasetKind {
-    #[serde(rename = "fashion-mnist")]
-    FashionMnist,
-    #[serde(rename = "mnist")]
-    Mnist,
-    #[serde(rename = "cifar10")]
-    Cifar10,
-    /// CIFAR-100 with its 20 superclasses.
-    #[serde(rename = "cifar100-20")]
-    Cifar100Coarse,
-    #[serde(rename = "cifar100")]
-    Cifar100,
-    #[serde(rename = "stl10")]
-    Stl10,
-    /// An image folder tree.
-    #[serde(rename = "folder")]
-    Folder,
-}
-
-impl DatasetKind {
-    /// The params / metadata name.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100Coarse => "cifar100-20",
-            DatasetKind::Cifar100 => "cifar100",
-            DatasetKind::Stl10 => "stl10",
-            DatasetKind::Folder => "folder",
-        }
-    }
-}
-
-/// A split, which is also the name of its output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Test,
-    /// STL-10's 100 000 unlabeled images.
-    Unlabeled,
-}
-
-impl Split {
-    pub fn name(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Test => "test",
-            Split::Unlabeled => "unlabeled",
-        }
-    }
-}
-
-fn default_dataset() -> DatasetKind {
-    DatasetKind::FashionMnist
-}
-
-fn default_splits() -> Vec<Split> {
-    vec![Split::Train, Split::Test]
-}
-
-/// Params of the `ingest` stage.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IngestParams {
-    #[serde(default = "default_dataset")]
-    pub dataset: DatasetKind,
-    /// Data directory; the stage input `data_dir` overrides it, `$SCAN_DATA_DIR` is the fallback.
-    #[serde(default)]
-    pub data_dir: Option<PathBuf>,
-    #[serde(default = "default_splits")]
-    pub splits: Vec<Split>,
-    #[serde(default)]
-    pub subset: Option<SubsetParams>,
-}
-
-impl Default for IngestParams {
-    fn default() -> Self {
-        IngestParams {
-            dataset: default_dataset(),
-            data_dir: None,
-            splits: default_splits(),
-            subset: None,
-        }
-    }
-}
-
-impl IngestParams {
-    /// Check the combination of params.
-    pub fn validate(&self) -> Result<(), IngestError> {
-        let p = |m: String| Err(IngestError::Params(m));
-        if self.splits.is_empty() {
-            return p("`splits` is empty".into());
-        }
-        for (i, s) in self.splits.iter().enumerate() {
-            if self.splits[..i].contains(s) {
-                return p(format!("split `{}` is listed twice", s.name()));
-            }
-            if *s == Split::Unlabeled && self.dataset != DatasetKind::Stl10 {
-                return p(format!(
-                    "split `unlabeled` exists only for stl10, not {}",
-                    self.dataset.name()
-                ));
-            }
-        }
-        if let Some(sub) = &self.subset {
-            for s in [Split::Train, Split::Test, Split::Unlabeled] {
-                match sub.size(s.name()) {
-                    Some(0) => return p(format!("subset.{} is 0", s.name())),
-                    Some(_) if !self.splits.contains(&s) => {
-                        return p(format!(
-                            "subset.{0} is given but split `{0}` is not in `splits`",
-                            s.name()
-                        ))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    }
-}
+pub use scan_core::params::{DatasetKind, IngestParams, Split};
 
 fn meta(
     kind: DatasetKind,
@@ -269,11 +144,7 @@ fn load_files(kind: DatasetKind, split: Split, roots: &[PathBuf]) -> Result<Data
 /// subfolder does not exist and only one split is ingested.
 fn load_folder(split: Split, roots: &[PathBuf], only: bool) -> Result<Dataset, IngestError> {
     let root = roots.first().ok_or_else(|| {
-        IngestError::Missing(
-            "folder: no data directory: set params `data_dir`, pass the stage input `data_dir`, \
-             or set $SCAN_DATA_DIR"
-                .into(),
-        )
+        IngestError::Missing("folder: no data directory (the stage input `data_dir`)".into())
     })?;
     let sub = root.join(split.name());
     let dir = if sub.is_dir() || !only {
@@ -301,13 +172,13 @@ fn load_folder(split: Split, roots: &[PathBuf], only: bool) -> Result<Dataset, I
     })
 }
 
-/// Read a whole split (no subset). `data_dir` is the stage input of that name, if any.
+/// Read a whole split (no subset) from `data_dir` (the stage input of that name).
 pub fn load_split(
     params: &IngestParams,
-    data_dir: Option<&Path>,
+    data_dir: &Path,
     split: Split,
 ) -> Result<Dataset, IngestError> {
-    let roots = sources::roots(params.dataset, data_dir, params.data_dir.as_deref());
+    let roots = [data_dir.to_path_buf()];
     match params.dataset {
         DatasetKind::Folder => load_folder(split, &roots, params.splits.len() == 1),
         kind => load_files(kind, split, &roots),
@@ -319,7 +190,12 @@ fn apply_subset(params: &IngestParams, ds: Dataset) -> Result<Dataset, IngestErr
     let Some(sub) = &params.subset else {
         return Ok(ds);
     };
-    let Some(n) = sub.size(&ds.meta.split) else {
+    let split = params
+        .splits
+        .iter()
+        .copied()
+        .find(|s| s.name() == ds.meta.split);
+    let Some(n) = split.and_then(|s| sub.size(s)) else {
         return Ok(ds);
     };
     if n > ds.len() {
@@ -338,10 +214,13 @@ fn apply_subset(params: &IngestParams, ds: Dataset) -> Result<Dataset, IngestErr
 /// output is left behind.
 pub fn ingest(
     params: &IngestParams,
-    data_dir: Option<&Path>,
+    data_dir: &Path,
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, IngestError> {
-    params.validate()?;
+    use scan_core::params::StageParams;
+    params
+        .validate()
+        .map_err(|e| IngestError::Params(e.to_string()))?;
     let mut written: Vec<PathBuf> = Vec::new();
     let result = (|| {
         let mut classes: Option<(Split, Vec<String>)> = None;
@@ -395,8 +274,8 @@ pub fn ingest(
 /// Entry point of the `scan-ingest` binary.
 pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
     let params: IngestParams = args.load_params()?;
-    let data_dir = args.optional_input("data_dir")?;
-    ingest(&params, data_dir.as_deref(), &args.out)?;
+    let data_dir = args.input("data_dir")?;
+    ingest(&params, &data_dir, &args.out)?;
     Ok(())
 }
 

@@ -1,14 +1,12 @@
 //! Where the raw files of each dataset live (issue #4): the folder layouts searched under each data
 //! directory, and the message that says which files to put where when they are missing. `ingest`
-//! does not download: this build has no HTTP/TLS client (see README_DATA.md).
+//! does not download (README, "Data").
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::ingest::{DatasetKind, Split};
 use super::raw::{locate, plain_or_gz, Need};
 
-/// Where the Debian package `dataset-fashion-mnist` installs Fashion-MNIST.
-pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
 
 /// The file format of a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,21 +105,6 @@ pub fn layouts(kind: DatasetKind, split: Split) -> Vec<Layout> {
     }
 }
 
-/// The data directories to search: the stage input `data_dir`, else params `data_dir`, else
-/// `$SCAN_DATA_DIR`; for Fashion-MNIST the Debian package's folder comes last.
-pub fn roots(kind: DatasetKind, input: Option<&Path>, param: Option<&Path>) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = input
-        .or(param)
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("SCAN_DATA_DIR").map(PathBuf::from))
-        .into_iter()
-        .collect();
-    if kind == DatasetKind::FashionMnist {
-        roots.push(PathBuf::from(DEBIAN_FASHION_MNIST));
-    }
-    roots
-}
-
 /// A located split: its format, the folder (source names are relative to it) and the files.
 pub struct Found {
     pub format: Format,
@@ -179,8 +162,7 @@ pub fn missing_message(kind: DatasetKind, split: Split, roots: &[PathBuf]) -> St
     let looked: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
     format!(
         "{} split `{}`: raw files not found (looked in {}). Put {} — DATA_DIR is the stage input \
-         `data_dir`, else params `data_dir`, else $SCAN_DATA_DIR. ingest does not download; get \
-         the files from {}",
+         `data_dir` (by default $SCAN_DATA_DIR). ingest does not download; get the files from {}",
         kind.name(),
         split.name(),
         if looked.is_empty() {

@@ -10,48 +10,10 @@
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
 
 use super::Dataset;
 
-/// How to choose a subset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubsetMode {
-    /// Seeded random, stratified by label.
-    #[default]
-    Random,
-    /// The first N images of the split.
-    First,
-}
-
-/// Params `subset`: images to keep per split, and how to choose them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubsetParams {
-    #[serde(default)]
-    pub train: Option<usize>,
-    #[serde(default)]
-    pub test: Option<usize>,
-    #[serde(default)]
-    pub unlabeled: Option<usize>,
-    #[serde(default)]
-    pub mode: SubsetMode,
-    #[serde(default)]
-    pub seed: u64,
-}
-
-impl SubsetParams {
-    /// Size requested for `split` (`train`, `test`, `unlabeled`).
-    pub fn size(&self, split: &str) -> Option<usize> {
-        match split {
-            "train" => self.train,
-            "test" => self.test,
-            "unlabeled" => self.unlabeled,
-            _ => None,
-        }
-    }
-}
+pub use scan_core::params::{SubsetMode, SubsetParams};
 
 /// Uniform integer in `0..bound` (`bound > 0`), without modulo bias.
 fn below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {

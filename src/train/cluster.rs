@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use rand::Rng;
-use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
 use super::common::{self, Curves, EpochProgress, Record};
@@ -16,50 +15,9 @@ use super::TrainError;
 use crate::augment::{AugRng, Normalize};
 use crate::data::Dataset;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
+use scan_core::params::ViewAugmentation;
 
-/// Params of `scan` (defaults: the reference CIFAR-10 config).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScanParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    /// λ of the entropy term.
-    pub entropy_weight: f64,
-    pub num_heads: usize,
-    /// Clusters per head; 0 = the number of classes of the train split.
-    pub num_clusters: i64,
-    /// Freeze the backbone (eval mode) and train only the heads (ImageNet setting).
-    pub update_cluster_head_only: bool,
-    /// `strong` (spec section 7) or `simclr` (the ablation with the SimCLR augmentation).
-    pub augmentation: String,
-    /// Cutout side length L of the strong augmentation (16; STL-10 32).
-    pub cutout: i64,
-    pub num_ops: usize,
-    pub seed: u64,
-    pub eval_batch_size: usize,
-}
-
-impl Default for ScanParams {
-    fn default() -> Self {
-        ScanParams {
-            epochs: 50,
-            batch_size: 128,
-            lr: 1e-4,
-            weight_decay: 1e-4,
-            entropy_weight: 5.0,
-            num_heads: 1,
-            num_clusters: 0,
-            update_cluster_head_only: false,
-            augmentation: "strong".into(),
-            cutout: 16,
-            num_ops: 4,
-            seed: 0,
-            eval_batch_size: 512,
-        }
-    }
-}
+pub use scan_core::params::ScanParams;
 
 pub struct ScanInputs<'a> {
     pub weights: &'a Path,
@@ -78,7 +36,7 @@ pub enum ViewAugment {
 
 impl ViewAugment {
     pub fn new(
-        name: &str,
+        kind: ViewAugmentation,
         size: i64,
         norm: &nn::NormMeta,
         cutout: i64,
@@ -88,21 +46,18 @@ impl ViewAugment {
             mean: norm.mean.clone(),
             std: norm.std.clone(),
         };
-        match name {
-            "strong" => Ok(ViewAugment::Strong(crate::augment::StrongAugment {
+        match kind {
+            ViewAugmentation::Strong => Ok(ViewAugment::Strong(crate::augment::StrongAugment {
                 crop_size: size,
                 num_ops,
                 cutout,
                 flip_p: 0.5,
                 normalize,
             })),
-            "simclr" => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(
+            ViewAugmentation::Simclr => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(
                 size, normalize,
             ))),
-            "none" => Ok(ViewAugment::None(normalize)),
-            other => Err(TrainError::Invalid(format!(
-                "augmentation `{other}`: expected strong, simclr or none"
-            ))),
+            ViewAugmentation::None => Ok(ViewAugment::None(normalize)),
         }
     }
 
@@ -241,7 +196,7 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let (nb_test, _) = neighbors_tensor(inputs.neighbors_test, test.len(), device)?;
     // At native size RandomCrop is a no-op (spec section 7); the smaller side for non-square images.
     let size = train.height.min(train.width) as i64;
-    let aug = ViewAugment::new(&p.augmentation, size, &pre.normalize, p.cutout, p.num_ops)?;
+    let aug = ViewAugment::new(p.augmentation, size, &pre.normalize, p.cutout, p.num_ops)?;
     aug.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
 use super::TrainError;
@@ -11,17 +10,7 @@ use crate::data::Dataset;
 use crate::io::{EmbeddingMeta, Embeddings};
 use crate::nn;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmbedParams {
-    pub batch_size: usize,
-}
-
-impl Default for EmbedParams {
-    fn default() -> Self {
-        EmbedParams { batch_size: 512 }
-    }
-}
+pub use scan_core::params::EmbedParams;
 
 fn file_hash(path: &Path) -> Result<String, TrainError> {
     let bytes = fs_err::read(path).map_err(|e| TrainError::io(path, e.to_string()))?;

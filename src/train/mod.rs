@@ -35,16 +35,11 @@ impl TrainError {
     }
 }
 
-/// `auto` picks the STL stem for images of 64 pixels or more, else the CIFAR stem.
-pub fn resolve_arch(arch: &str, height: usize) -> Result<crate::nn::Arch, TrainError> {
-    match arch {
-        "cifar" => Ok(crate::nn::Arch::Cifar),
-        "stl" => Ok(crate::nn::Arch::Stl),
-        "auto" if height >= 64 => Ok(crate::nn::Arch::Stl),
-        "auto" => Ok(crate::nn::Arch::Cifar),
-        other => Err(TrainError::Invalid(format!(
-            "parameter `arch`: unknown value `{other}` (cifar, stl, auto)"
-        ))),
+/// The ResNet stem for images of `height` pixels (`auto`: STL stem from 64 pixels on).
+pub fn resolve_arch(arch: scan_core::params::Arch, height: usize) -> crate::nn::Arch {
+    match arch.for_height(height) {
+        scan_core::params::Arch::Stl => crate::nn::Arch::Stl,
+        _ => crate::nn::Arch::Cifar,
     }
 }
 

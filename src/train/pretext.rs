@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
 use tch::{Device, Tensor};
 
 use super::common::{self, Curves, EpochProgress, Record};
@@ -14,45 +13,7 @@ use crate::augment::{AugRng, Normalize, SimclrAugment};
 use crate::data::Dataset;
 use crate::nn::{self, Model, ModelConfig, NormMeta, WeightsMeta};
 
-/// Params of `pretext` (defaults: the reference CIFAR-10 config).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PretextParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub temperature: f64,
-    /// Base width of the ResNet-18 (64 = the paper).
-    pub width: i64,
-    pub proj_dim: i64,
-    /// `cifar`, `stl` or `auto` (by image size).
-    pub arch: String,
-    pub seed: u64,
-    /// Run the weighted-kNN monitor every N epochs (0 = never); needs labelled train and test.
-    pub knn_every: usize,
-    pub knn_k: i64,
-}
-
-impl Default for PretextParams {
-    fn default() -> Self {
-        PretextParams {
-            epochs: 500,
-            batch_size: 512,
-            lr: 0.4,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            temperature: 0.1,
-            width: 64,
-            proj_dim: 128,
-            arch: "auto".into(),
-            seed: 0,
-            knn_every: 1,
-            knn_k: 100,
-        }
-    }
-}
+pub use scan_core::params::PretextParams;
 
 /// Inputs of `pretext`: the train split, optionally extra unlabeled images (STL-10) and the test split.
 pub struct PretextInputs<'a> {
@@ -106,7 +67,7 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
     }
     let norm = normalization(&train);
     let config = ModelConfig {
-        arch: resolve_arch(&p.arch, train.height)?,
+        arch: resolve_arch(p.arch, train.height),
         in_channels: train.channels as i64,
         width: p.width,
         proj_dim: p.proj_dim,

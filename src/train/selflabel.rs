@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
 use tch::{Device, Tensor};
 
 use super::cluster::{head_probs, ViewAugment};
@@ -17,47 +16,7 @@ use crate::augment::AugRng;
 use crate::data::Dataset;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SelflabelParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    /// Confidence threshold (strict).
-    pub threshold: f64,
-    /// Exponential moving average of the weights after every step (reference: ImageNet only).
-    pub ema: bool,
-    pub ema_alpha: f64,
-    /// View giving the pseudo-labels: `none` (the reference) or `strong`/`simclr` (ablations).
-    pub weak_augmentation: String,
-    /// View being trained: `strong` (the reference) or `none`/`simclr` (ablations).
-    pub strong_augmentation: String,
-    pub cutout: i64,
-    pub num_ops: usize,
-    pub seed: u64,
-    pub eval_batch_size: usize,
-}
-
-impl Default for SelflabelParams {
-    fn default() -> Self {
-        SelflabelParams {
-            epochs: 200,
-            batch_size: 1000,
-            lr: 1e-4,
-            weight_decay: 1e-4,
-            threshold: 0.99,
-            ema: false,
-            ema_alpha: 0.999,
-            weak_augmentation: "none".into(),
-            strong_augmentation: "strong".into(),
-            cutout: 16,
-            num_ops: 4,
-            seed: 0,
-            eval_batch_size: 512,
-        }
-    }
-}
+pub use scan_core::params::SelflabelParams;
 
 pub struct SelflabelInputs<'a> {
     pub weights: &'a Path,
@@ -109,14 +68,14 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     );
     let size = train.height.min(train.width) as i64;
     let weak = ViewAugment::new(
-        &p.weak_augmentation,
+        p.weak_augmentation,
         size,
         &scan.normalize,
         p.cutout,
         p.num_ops,
     )?;
     let strong = ViewAugment::new(
-        &p.strong_augmentation,
+        p.strong_augmentation,
         size,
         &scan.normalize,
         p.cutout,

@@ -1,0 +1,451 @@
+//! `pipeline.toml`: the file's serde schema ([`PipelineFile`], `deny_unknown_fields` everywhere) and
+//! the resolve step that turns it into a validated [`Pipeline`] (README "pipeline.toml").
+//!
+//! ```toml
+//! [pipeline]                 # optional
+//! name = "fashion-mnist"
+//! [stages.mine]
+//! cmd = ["scan-mine"]        # argv; the runner appends --out/--params/--input
+//! params = { k = 20 }        # any TOML table (optional)
+//! inputs = { features = "embed.features", raw = "data/raw" }   # stage.output or workspace path
+//! outputs = ["neighbors"]
+//! ```
+//! A string input `<known stage>.<declared output>` is a stage reference; `<known stage>.<other>` is an
+//! error; anything else is a path relative to the workspace (the pipeline file's directory) that must
+//! exist. The params of a built-in stage are resolved against its schema ([`crate::params`]): unknown
+//! keys, wrong types and out-of-range values are errors, and the stage's params become the full set
+//! with every default filled in. Everything is checked before anything runs (`run`, `status`,
+//! `explain`, `--dry-run` alike); errors name the file, the stage and the key.
+//!
+//! An `ingest` stage without a `data_dir` input reads `$SCAN_DATA_DIR`, else the folder a system
+//! package installs its dataset into: that folder becomes an ordinary hashed input here, so the bytes
+//! the stage reads are always the bytes in its key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::params::toml_to_json;
+use crate::builtin::Builtin;
+use crate::params::IngestParams;
+
+use super::dag::topo_order;
+pub use super::pipeline_error::PipelineError;
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    /// Output `output` of stage `stage`.
+    Stage { stage: String, output: String },
+    /// A file or directory in the workspace: as written, and resolved.
+    Path { written: String, resolved: PathBuf },
+}
+
+impl InputSource {
+    /// As written in pipeline.toml.
+    pub fn display(&self) -> String {
+        match self {
+            InputSource::Stage { stage, output } => format!("{stage}.{output}"),
+            InputSource::Path { written, .. } => written.clone(),
+        }
+    }
+}
+
+/// One validated stage.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub cmd: Vec<String>,
+    /// The built-in stage `cmd[0]` names, if any.
+    pub builtin: Option<Builtin>,
+    /// The params (a JSON object with sorted keys): for a built-in stage resolved against its schema,
+    /// defaults included; otherwise as written.
+    pub params: Value,
+    /// The params as written (pipeline file and `--set`), to tell defaults apart in `scan explain`.
+    pub written: Value,
+    pub inputs: BTreeMap<String, InputSource>,
+    pub outputs: Vec<String>,
+}
+
+impl Stage {
+    /// Names of the stages this one reads from.
+    pub fn deps(&self) -> BTreeSet<&str> {
+        self.inputs
+            .values()
+            .filter_map(|s| match s {
+                InputSource::Stage { stage, .. } => Some(stage.as_str()),
+                InputSource::Path { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// A validated pipeline; `stages` are in a deterministic topological order.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub path: PathBuf,
+    pub workspace: PathBuf,
+    pub name: Option<String>,
+    pub stages: Vec<Stage>,
+}
+
+impl Pipeline {
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.name == name)
+    }
+
+    /// Load and validate `path` with `--set` overrides applied.
+    pub fn load(path: &Path, sets: &[String]) -> Result<Pipeline, super::RunnerError> {
+        let text = fs_err::read_to_string(path).map_err(|source| PipelineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let workspace = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut p = parse(&abs, &workspace, &text)?;
+        super::params::apply_sets(&mut p, sets)?;
+        resolve_params(&mut p)?;
+        Ok(p)
+    }
+}
+
+/// The file as written: the serde schema of `pipeline.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    #[serde(default)]
+    pub pipeline: PipelineMeta,
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageFile>,
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineMeta {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// `[stages.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageFile {
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub params: toml::Table,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    pub outputs: Vec<String>,
+}
+
+/// Whether `name` is a valid stage name (letters, digits, `_`, `-`).
+pub fn valid_stage_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `name` is a valid output name (a plain file name).
+pub fn valid_output_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0', '='])
+}
+
+/// Parse and validate pipeline text; `path` is used in messages, `workspace` to resolve paths.
+/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`).
+pub fn parse(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Box<PipelineError>> {
+    parse_inner(path, workspace, text).map_err(Box::new)
+}
+
+/// Read the file into its serde schema; an error names the key path (`stages.a.cmd`) and line.
+#[allow(clippy::result_large_err)] // boxed once by `parse`
+fn read_schema(path: &Path, text: &str) -> Result<PipelineFile, PipelineError> {
+    let syntax = |message: String| PipelineError::Syntax {
+        path: path.to_path_buf(),
+        message,
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax(e.to_string().trim().into()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_string();
+        let line = inner
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        PipelineError::Schema {
+            path: path.to_path_buf(),
+            context: describe_path(&at),
+            line,
+            message,
+        }
+    })
+}
+
+/// `stages.a.cmd` → "stage `a`, key `cmd`".
+fn describe_path(at: &str) -> String {
+    let parts: Vec<&str> = at.split('.').filter(|p| !p.is_empty() && *p != "?").collect();
+    match parts.as_slice() {
+        ["stages", stage] => format!("stage `{stage}`"),
+        ["stages", stage, key @ ..] => format!("stage `{stage}`, key `{}`", key.join(".")),
+        [] => "top level".into(),
+        other => format!("key `{}`", other.join(".")),
+    }
+}
+
+#[allow(clippy::result_large_err)] // boxed once by `parse`
+fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, PipelineError> {
+    let path_buf = path.to_path_buf();
+    let file = read_schema(path, text)?;
+    if file.stages.is_empty() {
+        return Err(PipelineError::Empty { path: path_buf });
+    }
+    let invalid = |message: String| PipelineError::Invalid {
+        path: path_buf.clone(),
+        message,
+    };
+    let mut stages: BTreeMap<String, Stage> = BTreeMap::new();
+    for (sname, s) in &file.stages {
+        let ctx = format!("stage `{sname}`");
+        if !valid_stage_name(sname) {
+            return Err(invalid(format!(
+                "{ctx}: stage names may only contain letters, digits, `_` and `-`"
+            )));
+        }
+        if s.cmd.first().is_none_or(|c| c.is_empty()) {
+            return Err(invalid(format!("{ctx}: `cmd` must name a program")));
+        }
+        let params = toml_to_json(&toml::Value::Table(s.params.clone())).map_err(|(key, found)| {
+            PipelineError::WrongType {
+                path: path_buf.clone(),
+                context: ctx.clone(),
+                key: format!("params.{key}"),
+                expected: "a finite number, string, boolean, array or table",
+                found,
+            }
+        })?;
+        let mut outputs: Vec<String> = Vec::new();
+        for o in &s.outputs {
+            if !valid_output_name(o) {
+                return Err(invalid(format!(
+                    "{ctx}: output `{o}` must be a plain file name (no `/`, `=`)"
+                )));
+            }
+            if outputs.contains(o) {
+                return Err(PipelineError::DuplicateOutput {
+                    path: path_buf.clone(),
+                    stage: sname.clone(),
+                    output: o.clone(),
+                });
+            }
+            outputs.push(o.clone());
+        }
+        stages.insert(
+            sname.clone(),
+            Stage {
+                name: sname.clone(),
+                cmd: s.cmd.clone(),
+                builtin: Builtin::from_binary(&s.cmd[0]),
+                params: params.clone(),
+                written: params,
+                inputs: BTreeMap::new(),
+                outputs,
+            },
+        );
+    }
+    // Inputs: stage references or workspace paths.
+    for (sname, s) in &file.stages {
+        let ctx = format!("stage `{sname}`");
+        let mut inputs = BTreeMap::new();
+        for (iname, reference) in &s.inputs {
+            if !valid_output_name(iname) {
+                return Err(invalid(format!(
+                    "{ctx}: input name `{iname}` must be a plain name (no `/`, `=`)"
+                )));
+            }
+            let source = match reference
+                .split_once('.')
+                .filter(|(up, _)| stages.contains_key(*up))
+            {
+                Some((up, out)) => {
+                    let outs = &stages[up].outputs;
+                    if !outs.iter().any(|o| o == out) {
+                        return Err(PipelineError::UnknownOutput {
+                            path: path_buf.clone(),
+                            stage: sname.clone(),
+                            input: iname.clone(),
+                            reference: reference.clone(),
+                            upstream: up.into(),
+                            output: out.into(),
+                            declared: outs.join(", "),
+                        });
+                    }
+                    InputSource::Stage {
+                        stage: up.into(),
+                        output: out.into(),
+                    }
+                }
+                None => {
+                    let resolved = workspace.join(reference);
+                    if reference.is_empty() || !resolved.exists() {
+                        return Err(PipelineError::MissingPath {
+                            path: path_buf.clone(),
+                            stage: sname.clone(),
+                            input: iname.clone(),
+                            reference: reference.clone(),
+                            resolved,
+                        });
+                    }
+                    InputSource::Path {
+                        written: reference.clone(),
+                        resolved,
+                    }
+                }
+            };
+            inputs.insert(iname.clone(), source);
+        }
+        if let Some(st) = stages.get_mut(sname) {
+            st.inputs = inputs;
+        }
+    }
+    let order = topo_order(&path_buf, &stages)?;
+    let stages = order
+        .into_iter()
+        .filter_map(|n| stages.remove(&n))
+        .collect();
+    Ok(Pipeline {
+        path: path_buf,
+        workspace: workspace.to_path_buf(),
+        name: file.pipeline.name,
+        stages,
+    })
+}
+
+/// The resolve step: every built-in stage's params against its schema (defaults filled in), and the
+/// implicit data directory of `ingest` made an explicit, hashed input.
+pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
+    for stage in &mut p.stages {
+        let Some(builtin) = stage.builtin else {
+            continue;
+        };
+        stage.params = builtin
+            .resolve_params(&stage.written)
+            .map_err(|e| PipelineError::Param {
+                path: p.path.clone(),
+                stage: stage.name.clone(),
+                key: e.key,
+                message: e.message,
+            })?;
+        if builtin == Builtin::Ingest && !stage.inputs.contains_key("data_dir") {
+            let source = default_data_dir(&stage.params).ok_or_else(|| PipelineError::NoDataDir {
+                path: p.path.clone(),
+                stage: stage.name.clone(),
+            })?;
+            stage.inputs.insert("data_dir".into(), source);
+        }
+    }
+    Ok(())
+}
+
+/// `$SCAN_DATA_DIR`, else the dataset's system folder, as an input (when the folder exists).
+fn default_data_dir(params: &Value) -> Option<InputSource> {
+    if let Some(dir) = std::env::var_os("SCAN_DATA_DIR").filter(|d| !d.is_empty()) {
+        let resolved = PathBuf::from(&dir);
+        return resolved.is_dir().then(|| InputSource::Path {
+            written: format!("$SCAN_DATA_DIR ({})", resolved.display()),
+            resolved,
+        });
+    }
+    let params: IngestParams = serde_json::from_value(params.clone()).ok()?;
+    let dir = PathBuf::from(params.dataset.system_dir()?);
+    dir.is_dir().then(|| InputSource::Path {
+        written: dir.display().to_string(),
+        resolved: dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Pipeline, Box<PipelineError>> {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("data.csv"), "x").unwrap();
+        parse(&t.path().join("pipeline.toml"), t.path(), text)
+    }
+
+    #[test]
+    fn valid_pipeline_in_topo_order() {
+        let pl = p(r#"
+[stages.b]
+cmd = ["x"]
+inputs = { a = "a.out", raw = "data.csv" }
+outputs = ["out"]
+[stages.a]
+cmd = ["x"]
+params = { lr = 0.5, sub = { n = 3 } }
+outputs = ["out", "report"]
+"#)
+        .unwrap();
+        assert_eq!(
+            pl.stages
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(pl.stages[0].params["sub"]["n"], 3);
+        assert!(matches!(
+            pl.stages[1].inputs["raw"],
+            InputSource::Path { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_name_stage_and_key() {
+        let cases = [
+            ("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\nbogus=1", "unknown field `bogus`"),
+            ("[stages.a]\ncmd=\"x\"\noutputs=[\"o\"]", "key `cmd`: invalid type: string \"x\", expected a sequence"),
+            ("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\",\"o\"]", "output `o` is declared twice"),
+            ("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\ninputs={i=\"a.p\"}", "stage `a` has no output `p`"),
+            ("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\ninputs={i=\"nope.txt\"}", "input `i` = \"nope.txt\""),
+            ("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\ninputs={i=\"b.o\"}\n[stages.b]\ncmd=[\"x\"]\noutputs=[\"o\"]\ninputs={i=\"a.o\"}", "cycle: a → b → a"),
+            ("[stages.a]\noutputs=[\"o\"]", "missing field `cmd`"),
+        ];
+        for (text, want) in cases {
+            let msg = p(text).unwrap_err().to_string();
+            assert!(msg.contains(want), "{text}\n→ {msg}");
+            assert!(msg.contains("stage `a`") || msg.contains("cycle"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn builtin_params_are_resolved_and_checked() {
+        let run = |params: &str| {
+            let mut pl = p(&format!(
+                "[stages.pretext]\ncmd=[\"scan-pretext\"]\noutputs=[\"weights\"]\nparams={{ {params} }}"
+            ))
+            .unwrap();
+            resolve_params(&mut pl).map(|()| pl)
+        };
+        let pl = run("epochs = 3").unwrap();
+        assert_eq!(pl.stages[0].params["epochs"], 3);
+        assert_eq!(pl.stages[0].params["momentum"], 0.9, "defaults filled in");
+        assert_eq!(pl.stages[0].written, serde_json::json!({"epochs": 3}));
+        for (params, key) in [("epochz = 3", "epochz"), ("lr = \"fast\"", "lr"), ("lr = -1.0", "lr")] {
+            let msg = run(params).unwrap_err().to_string();
+            assert!(msg.contains("pipeline.toml"), "{msg}");
+            assert!(msg.contains("stage `pretext`"), "{msg}");
+            assert!(msg.contains(&format!("parameter `{key}`")), "{msg}");
+        }
+    }
+}
