@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn params_defaults_and_unknown_key() {
         let p: MineParams = crate::stage::parse_params(Path::new("p.json"), "{}").unwrap();
-        assert_eq!((p.k_train, p.k_test, p.device.as_str()), (20, 5, "auto"));
+        assert_eq!(
+            (p.k_train, p.k_test, p.device),
+            (20, 5, scan_core::params::Device::Auto)
+        );
         let e = crate::stage::parse_params::<MineParams>(Path::new("p.json"), r#"{"k":3}"#);
         assert!(e.unwrap_err().to_string().contains("`k`"));
     }

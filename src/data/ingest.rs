@@ -286,9 +286,7 @@ mod tests {
     use crate::stage::parse_params;
 
     fn parse(text: &str) -> Result<IngestParams, String> {
-        let p: IngestParams = parse_params(Path::new("p.json"), text).map_err(|e| e.to_string())?;
-        p.validate().map_err(|e| e.to_string())?;
-        Ok(p)
+        parse_params(Path::new("p.json"), text).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -304,7 +302,7 @@ mod tests {
         assert_eq!(p.dataset, DatasetKind::Stl10);
         let sub = p.subset.unwrap();
         assert_eq!(
-            (sub.size("unlabeled"), sub.mode, sub.seed),
+            (sub.size(Split::Unlabeled), sub.mode, sub.seed),
             (Some(500), SubsetMode::First, 3)
         );
         for name in [
@@ -345,7 +343,7 @@ mod tests {
 
     #[test]
     fn missing_files_message_says_what_to_put_where() {
-        let roots = sources::roots(DatasetKind::Cifar10, Some(Path::new("/nowhere/data")), None);
+        let roots = [PathBuf::from("/nowhere/data")];
         let err = load_files(DatasetKind::Cifar10, Split::Test, &roots)
             .unwrap_err()
             .to_string();

@@ -30,14 +30,14 @@ fn params(dataset: DatasetKind, splits: &[Split]) -> IngestParams {
 fn run(p: &IngestParams, data: &Path, ws: &Workspace) -> Vec<Dataset> {
     let out = ws.join("out");
     let _ = std::fs::remove_dir_all(&out);
-    let paths = ingest(p, Some(data), &out).unwrap();
+    let paths = ingest(p, data, &out).unwrap();
     paths.iter().map(|p| Dataset::load(p).unwrap()).collect()
 }
 
 fn ingest_err(p: &IngestParams, data: &Path, ws: &Workspace) -> String {
     let out = ws.join("err-out");
     let _ = std::fs::remove_dir_all(&out);
-    let err = ingest(p, Some(data), &out).unwrap_err().to_string();
+    let err = ingest(p, data, &out).unwrap_err().to_string();
     let left: Vec<_> = std::fs::read_dir(&out)
         .map(|d| d.count())
         .into_iter()
@@ -704,7 +704,7 @@ fn real_fashion_mnist_from_debian_package() {
     );
     let ws = Workspace::new();
     let t = std::time::Instant::now();
-    let out = ingest(&IngestParams::default(), Some(deb), &ws.join("out")).unwrap();
+    let out = ingest(&IngestParams::default(), deb, &ws.join("out")).unwrap();
     eprintln!("fashion-mnist ingest: {:.2} s", t.elapsed().as_secs_f64());
     let train = Dataset::load(&out[0]).unwrap();
     let test = Dataset::load(&out[1]).unwrap();
