@@ -62,8 +62,17 @@ pub enum Command {
         #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
         sets: Vec<String>,
     },
-    /// Print the store path of a stage output (STAGE.OUTPUT).
-    Show { output: String },
+    /// Print the store path of a stage output (STAGE.OUTPUT), or with `--info STAGE` where and how
+    /// the stage's current result was made (host, device, libtorch, threads, precision, wall time).
+    Show {
+        /// STAGE.OUTPUT (or STAGE with --info).
+        output: String,
+        /// Show the provenance of the stage's current result instead of a path.
+        #[arg(long)]
+        info: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete store entries that neither pipeline.lock nor the last N runs reference.
     Gc {
         #[arg(long)]
@@ -94,6 +103,9 @@ pub enum Command {
     },
     /// Report libtorch version, CUDA/cuDNN, torch threads and the artifact store.
     Doctor,
+    /// Print the code identity of every built-in stage (BLAKE3 of the source compiled into it),
+    /// e.g. to key a CI cache.
+    Identity,
 }
 
 fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
@@ -132,7 +144,22 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
         }
         Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),
         Command::Explain { stage, json, sets } => commands::explain(&ctx(sets)?, stage, *json),
-        Command::Show { output } => commands::show(&ctx(&[])?, output),
+        Command::Show {
+            output,
+            info: false,
+            ..
+        } => commands::show(&ctx(&[])?, output),
+        Command::Show {
+            output,
+            info: true,
+            json,
+        } => commands::show_info(&ctx(&[])?, output, *json),
+        Command::Identity => {
+            for b in crate::builtin::Builtin::ALL {
+                println!("{} {}", b.binary(), b.identity());
+            }
+            Ok(0)
+        }
         Command::Gc {
             dry_run,
             keep_runs,

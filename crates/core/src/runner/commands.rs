@@ -159,6 +159,65 @@ pub fn show(ctx: &Ctx, spec: &str) -> Result<u8, RunnerError> {
     Ok(0)
 }
 
+/// `scan show --info STAGE`: where and how the stage's current result was made.
+pub fn show_info(ctx: &Ctx, stage: &str, json: bool) -> Result<u8, RunnerError> {
+    if ctx.pipeline.stage(stage).is_none() {
+        super::schedule::select(ctx, &[stage.to_string()])?;
+    }
+    let plans = plan::plan(ctx)?;
+    let p = plans
+        .iter()
+        .find(|p| p.name == stage)
+        .ok_or_else(|| RunnerError::Usage(format!("no stage `{stage}`")))?;
+    let key = match (&p.key, p.state) {
+        (Some(k), State::Fresh) => k.clone(),
+        _ => {
+            return Err(RunnerError::Failed(format!(
+                "stage `{stage}` is {} (run `scan run {stage}` first)",
+                p.state.as_str()
+            )))
+        }
+    };
+    let rec = ctx
+        .store
+        .read_action(&key)
+        .ok_or_else(|| RunnerError::Failed(format!("no action record for key {key}")))?;
+    if json {
+        print_json(&serde_json::json!({
+            "stage": stage,
+            "key": rec.key,
+            "host": rec.host,
+            "started_at": rec.started_at,
+            "duration_s": rec.duration_s,
+            "provenance": rec.provenance,
+        }))?;
+        return Ok(0);
+    }
+    println!("stage:       {stage}");
+    println!("key:         {key}");
+    println!("host:        {}", rec.host);
+    println!("started at:  {} (unix)", rec.started_at);
+    println!("wall time:   {:.2} s", rec.duration_s);
+    match &rec.provenance {
+        Some(p) => {
+            println!(
+                "device:      {}{}",
+                p.device,
+                p.device_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+            println!("libtorch:    {}", p.libtorch.as_deref().unwrap_or("-"));
+            println!("cuda:        {}", p.cuda.as_deref().unwrap_or("-"));
+            println!("threads:     {}", p.threads);
+            println!("precision:   {}", p.precision.as_deref().unwrap_or("-"));
+        }
+        None => println!("provenance:  not recorded (not a built-in stage, or built by an older scan)"),
+    }
+    Ok(0)
+}
+
 /// `scan gc [--dry-run] [--keep-runs N]`.
 pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, RunnerError> {
     let _lock = ctx.store.lock_store(true, |h| {
