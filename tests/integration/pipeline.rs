@@ -270,5 +270,22 @@ fn issue9_paper_pipelines_and_default_pipeline_validate() {
             "{}: {v}",
             file.display()
         );
+        // A typo or a wrong type is found at plan time, before anything runs, naming the key.
+        for (set, key) in [("pretext.epochz=3", "epochz"), ("pretext.lr=\"fast\"", "lr")] {
+            let out = ws
+                .scan()
+                .args(["status", "--set", set])
+                .output()
+                .expect("status");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}: {err}", file.display());
+            assert!(
+                err.contains("pipeline.toml")
+                    && err.contains("stage `pretext`")
+                    && err.contains(&format!("parameter `{key}`")),
+                "{}: {err}",
+                file.display()
+            );
+        }
     }
 }

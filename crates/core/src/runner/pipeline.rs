@@ -162,7 +162,8 @@ pub fn valid_output_name(name: &str) -> bool {
 }
 
 /// Parse and validate pipeline text; `path` is used in messages, `workspace` to resolve paths.
-/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`).
+/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`, which
+/// edits [`Stage::written`]).
 pub fn parse(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Box<PipelineError>> {
     parse_inner(path, workspace, text).map_err(Box::new)
 }
@@ -335,6 +336,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
 pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
     for stage in &mut p.stages {
         let Some(builtin) = stage.builtin else {
+            stage.params = crate::store::canon::sorted(&stage.written);
             continue;
         };
         stage.params = builtin
