@@ -9,4 +9,5 @@ mod nn;
 mod pipeline;
 mod runner;
 mod store;
+mod sweep;
 mod train;
