@@ -11,3 +11,4 @@ mod runner;
 mod store;
 mod sweep;
 mod train;
+mod ui;
