@@ -24,6 +24,14 @@ pub struct Cli {
     /// Pipeline file; its directory is the workspace.
     #[arg(long, global = true, default_value = runner::PIPELINE_FILE)]
     pub pipeline: PathBuf,
+    /// Remote store URL (s3://bucket/prefix, gs://…, az://…, https://host/path, file:///dir);
+    /// overrides `[remote] url` of the pipeline file; `none` disables it. Credentials come from
+    /// the service's environment (AWS_*, GOOGLE_*, AZURE_*, SCAN_REMOTE_HTTP_AUTHORIZATION).
+    #[arg(long, global = true, env = "SCAN_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+    /// Fail when the remote cannot be reached (by default `scan run` warns and builds locally).
+    #[arg(long, global = true)]
+    pub require_remote: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +52,24 @@ pub enum Command {
         #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
         sets: Vec<String>,
         /// Print per-stage outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Upload each stage that was built to the remote (write-through; e.g. CI on main).
+        #[arg(long)]
+        push: bool,
+    },
+    /// Upload the results of STAGE... (default: all) and of every stage upstream to the remote;
+    /// only objects the remote lacks are sent.
+    Push {
+        stages: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the outputs of STAGE... (default: the final stages) from the remote, verified.
+    /// Keys of stages upstream are computed without running anything; a workspace input absent
+    /// here (e.g. the raw dataset) enters with the hash pipeline.lock records.
+    Pull {
+        stages: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -88,14 +114,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write the results of STAGE... (and everything upstream) into one portable file.
+    /// Write the results of STAGE... (and everything upstream) into one portable file
+    /// (`-o -`: stream it to standard output).
     Export {
         #[arg(required = true)]
         stages: Vec<String>,
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
-    /// Import a file written by `scan export` (all hashes verified; all or nothing).
+    /// Import a file written by `scan export` (all hashes verified; all or nothing); `-` reads
+    /// standard input.
     Import {
         file: PathBuf,
         #[arg(long)]
@@ -110,7 +138,9 @@ pub enum Command {
 
 fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
     let store = cli.store.as_deref();
-    let ctx = |sets: &[String]| Ctx::load(&cli.pipeline, store, sets);
+    let ctx = |sets: &[String]| {
+        Ctx::load(&cli.pipeline, store, sets)?.with_remote(cli.remote.as_deref(), cli.require_remote)
+    };
     match &cli.command {
         Command::Run {
             stages,
@@ -118,12 +148,19 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
             dry_run,
             sets,
             json,
+            push,
         } => {
             let ctx = ctx(sets)?;
+            if *push && ctx.remote.is_none() {
+                return Err(RunnerError::Usage(
+                    "--push: no remote configured ([remote] url in the pipeline file, --remote or SCAN_REMOTE)".into(),
+                ));
+            }
             let opts = RunOptions {
                 targets: stages.clone(),
                 jobs: *jobs,
                 dry_run: *dry_run,
+                push: *push,
             };
             let outcomes = runner::schedule::run(&ctx, &opts)?;
             if *json {
@@ -142,6 +179,8 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
                 .count();
             Ok(if bad > 0 { 1 } else { 0 })
         }
+        Command::Push { stages, json } => runner::remote::push(&ctx(&[])?, stages, *json),
+        Command::Pull { stages, json } => runner::remote::pull(&ctx(&[])?, stages, *json),
         Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),
         Command::Explain { stage, json, sets } => commands::explain(&ctx(sets)?, stage, *json),
         Command::Show {

@@ -4,8 +4,19 @@
 //! result is in the store is reused. Building a key holds its lock, so a concurrent `scan run` on the same
 //! store waits for it (naming the holder) and then reuses the result. At the end `pipeline.lock` and the
 //! run log are updated with every stage that completed, even when another failed.
+//!
+//! With a remote (README "Sharing"), a stage whose key is not in the store is looked up there
+//! before it is built. On a hit only what is needed is downloaded: the outputs of the targets
+//! (the stages named, else the pipeline's final stages) and the inputs of stages that are built
+//! here; the other hits are remembered (`remote-actions/`) with their output hashes, which is all
+//! that keys downstream need. A remote that cannot be reached is a warning and the stage is built
+//! here (`--require-remote` makes it an error); a fetch that fails while a stage waits for its
+//! inputs makes the scheduler build those upstream stages here instead. `--push` uploads each
+//! stage that was built (blobs first, record last). Stages whose results are all in the store
+//! make no network request.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -17,7 +28,8 @@ use super::pipeline::Stage;
 use super::plan::{self, State};
 use super::{Ctx, RunnerError};
 use crate::store::gc::RunLogEntry;
-use crate::store::{short, OutputRef, StageKey};
+use crate::store::remote::{self, Remote, RemoteError};
+use crate::store::{short, ActionRecord, OutputRef, StageKey};
 
 /// Options of `scan run`.
 #[derive(Debug, Clone, Default)]
@@ -25,31 +37,112 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     pub jobs: usize,
     pub dry_run: bool,
+    /// Upload every stage that was built to the remote (write-through).
+    pub push: bool,
 }
 
 /// What happened to one stage.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageOutcome {
     pub stage: String,
-    /// `ran`, `cached`, `failed` or `not run`.
+    /// `ran`, `cached`, `pulled` (downloaded from the remote), `remote` (on the remote, not
+    /// needed here), `failed` or `not run`.
     pub status: &'static str,
     pub key: Option<StageKey>,
     pub duration_s: f64,
     pub message: Option<String>,
+    /// Bytes downloaded for this stage (`pulled`, or inputs fetched before it was built).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub downloaded_bytes: u64,
+    /// Bytes uploaded for this stage (`--push`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploaded_bytes: u64,
 }
 
-/// A built or reused stage: key, outputs, whether it ran, input hashes.
-type Built = (
-    StageKey,
-    BTreeMap<String, OutputRef>,
-    bool,
-    BTreeMap<String, key::InputHash>,
-);
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a stage's result was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Cached,
+    Pulled,
+    Remote,
+    Ran,
+}
+
+impl How {
+    fn as_str(self) -> &'static str {
+        match self {
+            How::Cached => "cached",
+            How::Pulled => "pulled",
+            How::Remote => "remote",
+            How::Ran => "ran",
+        }
+    }
+}
+
+/// A built or reused stage.
+struct Built {
+    key: StageKey,
+    outputs: BTreeMap<String, OutputRef>,
+    how: How,
+    inputs: BTreeMap<String, key::InputHash>,
+    /// The remote record when the outputs are not in the store (`How::Remote`).
+    remote_record: Option<ActionRecord>,
+    downloaded: u64,
+    uploaded: u64,
+}
+
+/// A finished stage, as the stages downstream see it.
+#[derive(Clone)]
+struct Up {
+    outputs: BTreeMap<String, OutputRef>,
+    remote_record: Option<ActionRecord>,
+}
 
 struct Done {
     index: usize,
     result: Result<Built, RunnerError>,
     duration: f64,
+}
+
+/// The remote side of one run: whether to ask it, and the warning printed once when it is down.
+struct RemoteUse<'a> {
+    ctx: &'a Ctx,
+    push: bool,
+    warned: AtomicBool,
+}
+
+impl RemoteUse<'_> {
+    fn remote(&self) -> Option<&Remote> {
+        self.ctx.remote.as_ref()
+    }
+
+    /// Turn a remote error into a warning (and `None`), unless `--require-remote` is given.
+    fn soft<T>(&self, stage: &Stage, what: &str, r: Result<T, RemoteError>) -> Result<Option<T>, RunnerError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if self.ctx.require_remote => Err(e.into()),
+            Err(e) => {
+                let down = e.is_unavailable();
+                if !down || !self.warned.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "scan: warning: {}: {what}: {}{}",
+                        stage.name,
+                        remote::chain(&e),
+                        if down {
+                            "; continuing without the remote (--require-remote makes this an error)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// The selected stages (targets plus everything upstream), as pipeline indices in topological order.
@@ -92,6 +185,7 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
             State::Stale => "would run",
             State::Pending if only_upstream => "would run if its inputs change",
             State::Pending => "would run",
+            State::Remote => "on the remote",
         };
         println!(
             "{:<14} {what}{}",
@@ -112,19 +206,26 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
             key: p.key.clone(),
             duration_s: 0.0,
             message: None,
+            downloaded_bytes: 0,
+            uploaded_bytes: 0,
         });
     }
     Ok(out)
 }
 
-/// Compute the key of stage `i` from its upstream outputs and build it unless the store has it.
+/// Compute the key of a stage from its upstream outputs; reuse it from the store, else from the
+/// remote, else build it. `needed`: its outputs must be in the store afterwards (a target).
+/// `local_only`: do not look it up remotely (fetching it failed earlier in this run).
 fn run_one(
     ctx: &Ctx,
+    ru: &RemoteUse,
     stage: &Stage,
     resolved: &Resolved,
-    upstream: &BTreeMap<String, BTreeMap<String, OutputRef>>,
+    upstream: &BTreeMap<String, Up>,
+    needed: bool,
+    local_only: bool,
 ) -> Result<Built, RunnerError> {
-    let inputs = plan::input_hashes(ctx, stage, |s| upstream.get(s))?;
+    let inputs = plan::input_hashes(ctx, stage, |s| upstream.get(s).map(|u| &u.outputs))?;
     let inputs: BTreeMap<String, key::InputHash> = inputs
         .into_iter()
         .map(|(n, i)| {
@@ -135,13 +236,27 @@ fn run_one(
         .collect::<Result<_, _>>()?;
     let manifest = KeyManifest::new(stage, resolved, &inputs);
     let key = manifest.key();
+    let built = |outputs, how, remote_record, downloaded| Built {
+        key: key.clone(),
+        outputs,
+        how,
+        inputs: inputs.clone(),
+        remote_record,
+        downloaded,
+        uploaded: 0,
+    };
     let cached = |ctx: &Ctx| {
         ctx.store
             .read_action(&key)
             .filter(|r| ctx.store.has_outputs(r))
     };
     if let Some(rec) = cached(ctx) {
-        return Ok((key, rec.outputs, false, inputs));
+        return Ok(built(rec.outputs, How::Cached, None, 0));
+    }
+    // Known to be on the remote, and not needed here: no request at all.
+    let remembered = ctx.store.read_remote_action(&key);
+    if let (Some(rec), false, false) = (&remembered, needed, local_only) {
+        return Ok(built(rec.outputs.clone(), How::Remote, Some(rec.clone()), 0));
     }
     let _lock = ctx.store.lock_key(&key, |holder| {
         eprintln!(
@@ -155,11 +270,129 @@ fn run_one(
             "scan: {}: reusing the result the other run built",
             stage.name
         );
-        return Ok((key, rec.outputs, false, inputs));
+        return Ok(built(rec.outputs, How::Cached, None, 0));
+    }
+    if let (Some(remote), false) = (ru.remote(), local_only) {
+        let rec = match remembered {
+            Some(r) => Some(r),
+            None if remote.is_down() => None,
+            None => ru
+                .soft(stage, "remote lookup failed", remote.fetch_action(&key))?
+                .flatten(),
+        };
+        if let Some(rec) = rec {
+            if !needed {
+                ctx.store.write_remote_action(&rec)?;
+                eprintln!(
+                    "scan: {}: on the remote {} (key {}; not downloaded: not needed here)",
+                    stage.name,
+                    remote.url(),
+                    key.short()
+                );
+                return Ok(built(rec.outputs.clone(), How::Remote, Some(rec), 0));
+            }
+            let what = format!("downloading key {} failed, building it here", key.short());
+            if let Some(t) = ru.soft(stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
+                eprintln!(
+                    "scan: {}: pulled from {} ({} objects, {:.1} MiB)",
+                    stage.name,
+                    remote.url(),
+                    t.objects,
+                    t.bytes as f64 / 1048576.0
+                );
+                return Ok(built(rec.outputs.clone(), How::Pulled, None, t.bytes));
+            }
+            ctx.store.forget_remote_action(&key);
+        }
+    }
+    // Built here: the inputs that are only on the remote are downloaded first.
+    let mut downloaded = 0;
+    let mut failed_upstream = Vec::new();
+    let mut first_error = None;
+    for dep in stage.deps() {
+        let Some(rec) = upstream.get(dep).and_then(|u| u.remote_record.as_ref()) else {
+            continue;
+        };
+        if ctx.store.has_outputs(rec) {
+            continue;
+        }
+        let fetched = match ctx.remote.as_ref() {
+            Some(remote) => remote.fetch_outputs(&ctx.store, rec),
+            None => Err(RemoteError::Unavailable {
+                remote: "(none configured)".into(),
+            }),
+        };
+        match fetched {
+            Ok(t) => {
+                eprintln!(
+                    "scan: {}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
+                    stage.name,
+                    t.objects,
+                    t.bytes as f64 / 1048576.0
+                );
+                downloaded += t.bytes;
+            }
+            Err(e) if ctx.require_remote => return Err(e.into()),
+            Err(e) => {
+                ctx.store.forget_remote_action(&rec.key);
+                failed_upstream.push(dep.to_string());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(source) = first_error {
+        return Err(RunnerError::NeedUpstream {
+            stage: stage.name.clone(),
+            upstream: failed_upstream,
+            source,
+        });
+    }
+    let locked = stage.locked_inputs();
+    if !locked.is_empty() {
+        return Err(RunnerError::StageFailed {
+            stage: stage.name.clone(),
+            message: format!(
+                "it must be built (key {}, in neither this store nor the remote), but input {} is absent in this workspace (pipeline.lock only has its hash)",
+                key.short(),
+                locked.join(", ")
+            ),
+        });
     }
     eprintln!("scan: {}: running (key {})", stage.name, key.short());
     let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
-    Ok((key, rec.outputs, true, inputs))
+    let mut out = built(rec.outputs.clone(), How::Ran, None, downloaded);
+    if let (Some(remote), true) = (ru.remote(), ru.push) {
+        if let Some(t) = ru.soft(stage, "push failed", remote.push_action(&ctx.store, &rec))? {
+            eprintln!(
+                "scan: {}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
+                stage.name,
+                remote.url(),
+                t.objects,
+                t.bytes as f64 / 1048576.0,
+                t.present
+            );
+            out.uploaded = t.bytes;
+        }
+    }
+    Ok(out)
+}
+
+/// The stages whose outputs a run must leave in the store: the targets named, else the stages
+/// no other selected stage reads from.
+pub fn needed_stages(ctx: &Ctx, targets: &[String], selected: &[usize]) -> BTreeSet<usize> {
+    let p = &ctx.pipeline;
+    if !targets.is_empty() {
+        return targets.iter().filter_map(|t| p.index(t)).collect();
+    }
+    selected
+        .iter()
+        .copied()
+        .filter(|&i| {
+            !selected
+                .iter()
+                .any(|&j| p.stages[j].deps().contains(p.stages[i].name.as_str()))
+        })
+        .collect()
 }
 
 /// Run the selected stages; returns per-stage outcomes (errors only for setup problems).
@@ -173,12 +406,22 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
     let _store_lock = ctx.store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
     })?;
+    if ctx.remote.is_some() {
+        ctx.register_root();
+    }
+    let ru = RemoteUse {
+        ctx,
+        push: opts.push,
+        warned: AtomicBool::new(false),
+    };
+    let needed = needed_stages(ctx, &opts.targets, &selected);
     let jobs = opts.jobs.max(1);
     let n = ctx.pipeline.stages.len();
     let mut outcomes: Vec<Option<StageOutcome>> = vec![None; n];
-    let mut upstream: BTreeMap<String, BTreeMap<String, OutputRef>> = BTreeMap::new();
+    let mut upstream: BTreeMap<String, Up> = BTreeMap::new();
     let mut lock_entries: BTreeMap<String, LockEntry> = BTreeMap::new();
     let mut started = vec![false; n];
+    let mut local_only = vec![false; n];
     let mut failed = false;
     let start = Instant::now();
     std::thread::scope(|sc| {
@@ -197,15 +440,17 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
                     started[i] = true;
                     running += 1;
                     let tx = tx.clone();
-                    let ups: BTreeMap<String, BTreeMap<String, OutputRef>> = stage
+                    let ups: BTreeMap<String, Up> = stage
                         .deps()
                         .into_iter()
                         .filter_map(|d| upstream.get(d).map(|o| (d.to_string(), o.clone())))
                         .collect();
                     let res = &resolved[&stage.name];
+                    let (need, local) = (needed.contains(&i), local_only[i]);
+                    let ru = &ru;
                     sc.spawn(move || {
                         let t = Instant::now();
-                        let result = run_one(ctx, stage, res, &ups);
+                        let result = run_one(ctx, ru, stage, res, &ups, need, local);
                         let _ = tx.send(Done {
                             index: i,
                             result,
@@ -221,22 +466,61 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
             running -= 1;
             let stage = &ctx.pipeline.stages[done.index];
             let outcome = match done.result {
-                Ok((key, outputs, ran, inputs)) => {
-                    if ran {
+                Ok(b) => {
+                    if b.how == How::Ran {
                         eprintln!("scan: {}: done in {:.2}s", stage.name, done.duration);
                     }
                     lock_entries.insert(
                         stage.name.clone(),
-                        LockEntry::new(stage, &resolved[&stage.name], &key, &inputs, &outputs),
+                        LockEntry::new(
+                            stage,
+                            &resolved[&stage.name],
+                            &b.key,
+                            &b.inputs,
+                            &b.outputs,
+                        ),
                     );
-                    upstream.insert(stage.name.clone(), outputs);
+                    upstream.insert(
+                        stage.name.clone(),
+                        Up {
+                            outputs: b.outputs,
+                            remote_record: b.remote_record,
+                        },
+                    );
                     StageOutcome {
                         stage: stage.name.clone(),
-                        status: if ran { "ran" } else { "cached" },
-                        key: Some(key),
+                        status: b.how.as_str(),
+                        key: Some(b.key),
                         duration_s: done.duration,
                         message: None,
+                        downloaded_bytes: b.downloaded,
+                        uploaded_bytes: b.uploaded,
                     }
+                }
+                Err(RunnerError::NeedUpstream {
+                    upstream: ups,
+                    source,
+                    ..
+                }) => {
+                    // Build those upstream stages here, then this one again.
+                    eprintln!(
+                        "scan: warning: {}: fetching the outputs of {} failed ({}); building {} here",
+                        stage.name,
+                        ups.join(", "),
+                        remote::chain(&source),
+                        if ups.len() == 1 { "it" } else { "them" }
+                    );
+                    for u in &ups {
+                        if let Some(j) = ctx.pipeline.index(u) {
+                            upstream.remove(u);
+                            lock_entries.remove(u);
+                            outcomes[j] = None;
+                            started[j] = false;
+                            local_only[j] = true;
+                        }
+                    }
+                    started[done.index] = false;
+                    continue;
                 }
                 Err(e) => {
                     failed = true;
@@ -247,6 +531,8 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
                         key: None,
                         duration_s: done.duration,
                         message: Some(e.to_string()),
+                        downloaded_bytes: 0,
+                        uploaded_bytes: 0,
                     }
                 }
             };
@@ -262,21 +548,30 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
                 key: None,
                 duration_s: 0.0,
                 message: Some("an upstream stage failed".into()),
+                downloaded_bytes: 0,
+                uploaded_bytes: 0,
             })
         })
         .collect();
     finish(ctx, lock_entries, &result)?;
-    let ran = result.iter().filter(|o| o.status == "ran").count();
-    let cached = result.iter().filter(|o| o.status == "cached").count();
-    let bad = result.len() - ran - cached;
+    let count = |s: &str| result.iter().filter(|o| o.status == s).count();
+    let (ran, cached, pulled, on_remote) =
+        (count("ran"), count("cached"), count("pulled"), count("remote"));
+    let bad = result.len() - ran - cached - pulled - on_remote;
+    let mut extra = String::new();
+    if pulled > 0 || on_remote > 0 {
+        let bytes: u64 = result.iter().map(|o| o.downloaded_bytes).sum();
+        extra.push_str(&format!(
+            ", {pulled} pulled ({:.1} MiB), {on_remote} left on the remote",
+            bytes as f64 / 1048576.0
+        ));
+    }
+    if bad > 0 {
+        extra.push_str(&format!(", {bad} failed or not run"));
+    }
     eprintln!(
-        "scan: {} stages: {ran} ran, {cached} cached{} in {:.2}s",
+        "scan: {} stages: {ran} ran, {cached} cached{extra} in {:.2}s",
         result.len(),
-        if bad > 0 {
-            format!(", {bad} failed or not run")
-        } else {
-            String::new()
-        },
         start.elapsed().as_secs_f64()
     );
     if ran == 0 && bad == 0 {
