@@ -406,9 +406,7 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
     let _store_lock = ctx.store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
     })?;
-    if ctx.remote.is_some() {
-        ctx.register_root();
-    }
+    ctx.register_root();
     let ru = RemoteUse {
         ctx,
         push: opts.push,
@@ -562,7 +560,7 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
     if pulled > 0 || on_remote > 0 {
         let bytes: u64 = result.iter().map(|o| o.downloaded_bytes).sum();
         extra.push_str(&format!(
-            ", {pulled} pulled ({:.1} MiB), {on_remote} left on the remote",
+            ", {pulled} pulled, {on_remote} left on the remote ({:.1} MiB downloaded)",
             bytes as f64 / 1048576.0
         ));
     }

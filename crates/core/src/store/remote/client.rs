@@ -6,8 +6,8 @@
 //!
 //! TLS is rustls on `ring` (installed as the process default provider here). Credentials are read
 //! by object_store from each service's standard environment: `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_PROFILE`-less web identity and instance
-//! metadata for S3 (`AWS_ENDPOINT_URL`, `AWS_REGION` and `AWS_ALLOW_HTTP` are honoured);
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, web identity and instance metadata for S3 (not
+//! `~/.aws` profiles; `AWS_ENDPOINT_URL`, `AWS_REGION` and `AWS_ALLOW_HTTP` are honoured);
 //! `GOOGLE_APPLICATION_CREDENTIALS` / `GOOGLE_SERVICE_ACCOUNT*` for GCS; `AZURE_STORAGE_*` for Azure.
 //! An HTTP remote sends `Authorization: $SCAN_REMOTE_HTTP_AUTHORIZATION` when that is set.
 

@@ -82,8 +82,21 @@ impl Remote {
         Ok(Some(rec))
     }
 
-    /// Download what `rec`'s outputs need into `store` (verified), then write `rec` there.
+    /// Download what `rec`'s outputs need into `store` (verified), then write `rec` there. When
+    /// an object is corrupt or missing, the record is marked bad: a later push in this process
+    /// (the stage rebuilt here with `--push`) replaces it with a complete one.
     pub fn fetch_outputs(&self, store: &Store, rec: &ActionRecord) -> Result<Transfer, RemoteError> {
+        let r = self.fetch_outputs_inner(store, rec);
+        if let Err(
+            RemoteError::Corrupt { .. } | RemoteError::Missing { .. } | RemoteError::BadRecord { .. },
+        ) = &r
+        {
+            self.mark_bad(&action_object(&rec.key));
+        }
+        r
+    }
+
+    fn fetch_outputs_inner(&self, store: &Store, rec: &ActionRecord) -> Result<Transfer, RemoteError> {
         let mut t = Transfer::default();
         // Directory manifests first: they name the files to fetch.
         let mut files: BTreeSet<Digest> = BTreeSet::new();
