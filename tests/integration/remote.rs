@@ -114,7 +114,7 @@ fn pipeline(remote: &str, a_params: &str) -> String {
     format!(
         r#"[stages.a]
 cmd = ["{py}", "stage.py"]
-params = {{ name = "a", files = 3, size = 3000{a_params} }}
+params = {{ name = "a", size = 3000{a_params} }}
 inputs = {{ raw = "raw" }}
 outputs = ["data", "dir"]
 
@@ -316,7 +316,7 @@ fn remote_teammate_pulls_mined_stage_with_only_pipeline_and_lock() {
         assert_eq!(output(&mate, env, "c.data"), c_data, "{kind:?}");
         let status = json(&mate, env, &["status", "--json"]);
         let state: Vec<&str> = status.as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
-        assert_eq!(state, ["remote", "remote", "fresh", "remote"], "{status}");
+        assert_eq!(state, ["remote", "remote", "fresh", "stale"], "{status}");
         // A stage that must be built from the absent raw data fails clearly.
         let o = scan(&mate, env, &["run", "a", "--set", "a.size=5"]);
         assert!(!o.status.success());
@@ -657,7 +657,7 @@ fn remote_gc_on_a_shared_store_keeps_other_workspaces_results() {
         assert!(o.status.success(), "{}", text(&o));
     };
     let w1 = workspace("file:///nonexistent-unused", "");
-    let w2 = workspace("file:///nonexistent-unused", ", size = 4000");
+    let w2 = workspace("file:///nonexistent-unused", ", seed = 4");
     store_cmd(&w1, &["run", "--remote", "none"]);
     store_cmd(&w2, &["run", "--remote", "none"]);
     ran(&w1);

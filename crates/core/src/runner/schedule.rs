@@ -254,7 +254,9 @@ fn run_one(
         return Ok(built(rec.outputs, How::Cached, None, 0));
     }
     // Known to be on the remote, and not needed here: no request at all.
-    let remembered = ctx.store.read_remote_action(&key);
+    let remembered = ru
+        .remote()
+        .and_then(|_| ctx.store.read_remote_action(&key));
     if let (Some(rec), false, false) = (&remembered, needed, local_only) {
         return Ok(built(rec.outputs.clone(), How::Remote, Some(rec.clone()), 0));
     }
