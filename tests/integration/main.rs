@@ -10,4 +10,5 @@ mod pipeline;
 mod remote;
 mod runner;
 mod store;
+mod sweep;
 mod train;

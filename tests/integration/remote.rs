@@ -239,28 +239,57 @@ fn push_then_pull(kind: Kind) {
         statuses(&v),
         map(&[("a", "ran"), ("b", "ran"), ("c", "ran"), ("d", "ran")])
     );
-    assert!(v.as_array().unwrap().iter().all(|o| o["uploaded_bytes"].as_u64() > Some(0)), "{v}");
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["uploaded_bytes"].as_u64() > Some(0)),
+        "{v}"
+    );
     ran(&ws);
     let d_data = output(&ws, env, "d.data");
     // A second push sends nothing: every object is there.
     let p = json(&ws, env, &["push", "--json"]);
     assert_eq!(p["objects"], 0, "{p}");
-    assert!(p["stages"].as_array().unwrap().iter().all(|s| s["status"] == "present"), "{p}");
+    assert!(
+        p["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "present"),
+        "{p}"
+    );
 
     // An empty store in the same workspace: only the final stage's outputs are downloaded.
     std::fs::remove_dir_all(ws.join("artifacts")).unwrap();
     let v = json(&ws, env, &["run", "--json"]);
     assert_eq!(
         statuses(&v),
-        map(&[("a", "remote"), ("b", "remote"), ("c", "remote"), ("d", "pulled")])
+        map(&[
+            ("a", "remote"),
+            ("b", "remote"),
+            ("c", "remote"),
+            ("d", "pulled")
+        ])
     );
     assert!(ran(&ws).is_empty(), "nothing may run");
     assert_eq!(output(&ws, env, "d.data"), d_data);
-    let dir = String::from_utf8_lossy(&ok(&ws, env, &["show", "d.dir"]).stdout).trim().to_string();
+    let dir = String::from_utf8_lossy(&ok(&ws, env, &["show", "d.dir"]).stdout)
+        .trim()
+        .to_string();
     assert!(Path::new(&dir).join("sub/f1.bin").is_file(), "{dir}");
     let status = json(&ws, env, &["status", "--json"]);
-    let state: Vec<&str> = status.as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
-    assert_eq!(state, ["remote", "remote", "remote", "fresh"], "a, b, c are not downloaded: {status}");
+    let state: Vec<&str> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        state,
+        ["remote", "remote", "remote", "fresh"],
+        "a, b, c are not downloaded: {status}"
+    );
     // A no-op rerun touches nothing.
     let v = json(&ws, env, &["run", "--json"]);
     assert_eq!(statuses(&v)["d"], "cached");
@@ -269,11 +298,19 @@ fn push_then_pull(kind: Kind) {
     // when d must be built here with another param.
     let ws2 = workspace(&remote, "");
     let v = json(&ws2, env, &["run", "c", "--json"]);
-    assert_eq!(statuses(&v), map(&[("a", "remote"), ("b", "remote"), ("c", "pulled")]));
+    assert_eq!(
+        statuses(&v),
+        map(&[("a", "remote"), ("b", "remote"), ("c", "pulled")])
+    );
     let v = json(&ws2, env, &["run", "--set", "d.extra=1", "--json"]);
     assert_eq!(
         statuses(&v),
-        map(&[("a", "remote"), ("b", "remote"), ("c", "cached"), ("d", "ran")])
+        map(&[
+            ("a", "remote"),
+            ("b", "remote"),
+            ("c", "cached"),
+            ("d", "ran")
+        ])
     );
     assert_eq!(ran(&ws2), ["d"]);
     let verify = String::from_utf8_lossy(&ok(&ws2, env, &["verify"]).stdout).into_owned();
@@ -308,14 +345,28 @@ fn remote_teammate_pulls_mined_stage_with_only_pipeline_and_lock() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (s["stage"].as_str().unwrap().into(), s["status"].as_str().unwrap().into()))
+            .map(|s| {
+                (
+                    s["stage"].as_str().unwrap().into(),
+                    s["status"].as_str().unwrap().into(),
+                )
+            })
             .collect();
-        assert_eq!(st, map(&[("a", "remote"), ("b", "remote"), ("c", "pulled")]), "{kind:?} {v}");
+        assert_eq!(
+            st,
+            map(&[("a", "remote"), ("b", "remote"), ("c", "pulled")]),
+            "{kind:?} {v}"
+        );
         assert!(v["bytes"].as_u64() > Some(0));
         assert!(ran(&mate).is_empty(), "pull runs nothing");
         assert_eq!(output(&mate, env, "c.data"), c_data, "{kind:?}");
         let status = json(&mate, env, &["status", "--json"]);
-        let state: Vec<&str> = status.as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+        let state: Vec<&str> = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["state"].as_str().unwrap())
+            .collect();
         assert_eq!(state, ["remote", "remote", "fresh", "stale"], "{status}");
         // A stage that must be built from the absent raw data fails clearly.
         let o = scan(&mate, env, &["run", "a", "--set", "a.size=5"]);
@@ -327,7 +378,10 @@ fn remote_teammate_pulls_mined_stage_with_only_pipeline_and_lock() {
 
 /// The file holding object `rel` on the nginx server.
 fn nginx_file(env: &Env, prefix: &str, rel: &str) -> PathBuf {
-    Path::new(&env["SCAN_REMOTE_DIR"]).join("www/remote").join(prefix).join(rel)
+    Path::new(&env["SCAN_REMOTE_DIR"])
+        .join("www/remote")
+        .join(prefix)
+        .join(rel)
 }
 
 /// A blob of `stage`'s directory output `dir` (from the record in `ws`'s store).
@@ -347,7 +401,11 @@ fn a_blob_of(ws: &Workspace, env: &Env, stage: &str) -> String {
     .unwrap();
     let manifest_hash = rec["outputs"]["dir"]["hash"].as_str().unwrap();
     let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(ws.join(&format!("artifacts/blobs/{}/{manifest_hash}", &manifest_hash[..2]))).unwrap(),
+        &std::fs::read(ws.join(&format!(
+            "artifacts/blobs/{}/{manifest_hash}",
+            &manifest_hash[..2]
+        )))
+        .unwrap(),
     )
     .unwrap();
     m["entries"][0]["hash"].as_str().unwrap().to_string()
@@ -392,14 +450,20 @@ fn remote_corrupt_object_is_refused_then_rebuilt_and_healed() {
         let o = scan(&mate, env, &["pull", "c"]);
         assert!(!o.status.success(), "{kind:?}: {}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("corrupt") && err.contains(&rel) && err.contains(&remote), "{err}");
+        assert!(
+            err.contains("corrupt") && err.contains(&rel) && err.contains(&remote),
+            "{err}"
+        );
         assert!(!mate.join(&format!("artifacts/{rel}")).exists());
         assert!(!ok(&mate, env, &["status"]).stdout.is_empty());
         // run: a warning, c is built here (b's outputs are downloaded for it), and --push puts
         // the good bytes back.
         let o = ok(&mate, env, &["run", "c", "--push"]);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains("warning") && err.contains("building it here"), "{err}");
+        assert!(
+            err.contains("warning") && err.contains("building it here"),
+            "{err}"
+        );
         assert_eq!(ran(&mate), ["c"]);
         // A third workspace now pulls c without complaint.
         let third = workspace(&remote, "");
@@ -454,30 +518,56 @@ fn remote_server_killed_mid_push_leaves_nothing_half_visible_and_rerun_completes
     // nginx spools a request body to its temp dir: once a file is there, a PUT is under way.
     let body = dir.join("nginx/tmp/body");
     let t = Instant::now();
-    while !std::fs::read_dir(&body).map(|mut d| d.next().is_some()).unwrap_or(false) {
+    while !std::fs::read_dir(&body)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+    {
         assert!(t.elapsed() < Duration::from_secs(60), "no upload seen");
         std::thread::sleep(Duration::from_millis(1));
     }
     let pid = std::fs::read_to_string(dir.join("nginx/nginx.pid")).unwrap();
-    let killed = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = push.wait().unwrap();
     let mut err = String::new();
-    push.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    push.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(!status.success(), "the push must fail: {err}");
-    assert!(err.contains(&remote) && err.contains("blobs/"), "names remote and object: {err}");
+    assert!(
+        err.contains(&remote) && err.contains("blobs/"),
+        "names remote and object: {err}"
+    );
     // Nothing half-visible: no record, and every object there hashes to its name.
     let root = dir.join("www/remote").join(&prefix);
-    assert!(!root.join("actions").exists() || root.join("actions").read_dir().unwrap().next().is_none());
+    assert!(
+        !root.join("actions").exists() || root.join("actions").read_dir().unwrap().next().is_none()
+    );
     let mut seen = 0;
-    for shard in std::fs::read_dir(root.join("blobs")).into_iter().flatten().flatten() {
+    for shard in std::fs::read_dir(root.join("blobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         for f in std::fs::read_dir(shard.path()).unwrap().flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
-            assert_eq!(blake3_hex(&std::fs::read(f.path()).unwrap()), name, "half-written object");
+            assert_eq!(
+                blake3_hex(&std::fs::read(f.path()).unwrap()),
+                name,
+                "half-written object"
+            );
             seen += 1;
         }
     }
-    assert!(seen < 6, "the push was interrupted, not finished ({seen} objects)");
+    assert!(
+        seen < 6,
+        "the push was interrupted, not finished ({seen} objects)"
+    );
     // The server comes back; the rerun completes; a reader gets everything, verified.
     let env = remote_up(&extra);
     let p = json(&ws, &env, &["push", "a", "--json"]);
@@ -538,8 +628,17 @@ fn remote_down_warns_and_builds_locally_unless_required() {
     let ws = workspace(&remote, "");
     let o = ok(&ws, env, &["run"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("warning") && err.contains(&remote) && err.contains("continuing without the remote"), "{err}");
-    assert_eq!(err.matches("continuing without the remote").count(), 1, "warned once: {err}");
+    assert!(
+        err.contains("warning")
+            && err.contains(&remote)
+            && err.contains("continuing without the remote"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("continuing without the remote").count(),
+        1,
+        "warned once: {err}"
+    );
     assert_eq!(ran(&ws), ["a", "b", "c", "d"]);
     let ws2 = workspace(&remote, "");
     let o = scan(&ws2, env, &["run", "--require-remote"]);
@@ -567,7 +666,13 @@ fn remote_noop_run_makes_no_network_request() {
     let ws = workspace(&remote, "");
     ok(&ws, env, &["run", "--remote", "none"]);
     ran(&ws);
-    for args in [&["run"][..], &["run", "-j", "2"], &["status"], &["explain", "d"], &["show", "d.data"]] {
+    for args in [
+        &["run"][..],
+        &["run", "-j", "2"],
+        &["status"],
+        &["explain", "d"],
+        &["show", "d.data"],
+    ] {
         let o = ok(&ws, env, args);
         assert!(ran(&ws).is_empty());
         if args[0] == "run" {
@@ -575,7 +680,11 @@ fn remote_noop_run_makes_no_network_request() {
         }
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "a no-op must not contact the remote");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "a no-op must not contact the remote"
+    );
 }
 
 /// Every regular file under `dir`, recursively.
@@ -597,7 +706,10 @@ fn remote_credentials_are_never_written() {
     let secret = format!("SeCrEt{}x", std::process::id());
     env.insert("AWS_ACCESS_KEY_ID".into(), format!("AKIA{secret}"));
     env.insert("AWS_SECRET_ACCESS_KEY".into(), format!("sk-{secret}"));
-    env.insert("SCAN_REMOTE_HTTP_AUTHORIZATION".into(), format!("Bearer {secret}"));
+    env.insert(
+        "SCAN_REMOTE_HTTP_AUTHORIZATION".into(),
+        format!("Bearer {secret}"),
+    );
     let mut outputs = String::new();
     let mut dirs = Vec::new();
     for kind in [Kind::Http, Kind::S3] {
@@ -618,7 +730,11 @@ fn remote_credentials_are_never_written() {
             outputs.push_str(&text(&o));
         }
         if let Kind::Http = kind {
-            dirs.push(Path::new(&env["SCAN_REMOTE_DIR"]).join("www/remote").join(&prefix));
+            dirs.push(
+                Path::new(&env["SCAN_REMOTE_DIR"])
+                    .join("www/remote")
+                    .join(&prefix),
+            );
         }
         dirs.push(ws.path().to_path_buf());
         dirs.push(mate.path().to_path_buf());
@@ -664,11 +780,16 @@ fn remote_gc_on_a_shared_store_keeps_other_workspaces_results() {
     ran(&w2);
     store_cmd(&w1, &["gc", "--keep-runs", "0"]);
     store_cmd(&w2, &["run", "--remote", "none"]);
-    assert!(ran(&w2).is_empty(), "gc from w1 removed what w2's lock file needs");
+    assert!(
+        ran(&w2).is_empty(),
+        "gc from w1 removed what w2's lock file needs"
+    );
     // Once w2 is gone, its root goes and so do its results.
     drop(w2);
     store_cmd(&w1, &["gc", "--keep-runs", "0"]);
-    let roots = std::fs::read_dir(shared.path().join("roots")).unwrap().count();
+    let roots = std::fs::read_dir(shared.path().join("roots"))
+        .unwrap()
+        .count();
     assert_eq!(roots, 1);
 }
 

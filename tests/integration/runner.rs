@@ -502,7 +502,15 @@ fn identities() -> std::collections::BTreeMap<String, String> {
 #[test]
 fn builtin_code_identity_comes_from_the_source_not_the_binary() {
     let ids = identities();
-    for b in ["scan-ingest", "scan-pretext", "scan-embed", "scan-mine", "scan-cluster", "scan-selflabel", "scan-evaluate"] {
+    for b in [
+        "scan-ingest",
+        "scan-pretext",
+        "scan-embed",
+        "scan-mine",
+        "scan-cluster",
+        "scan-selflabel",
+        "scan-evaluate",
+    ] {
         assert_eq!(ids.get(b).map(String::len), Some(64), "{b}: {ids:?}");
     }
     let ws = Workspace::new();
@@ -539,7 +547,10 @@ fn builtin_code_identity_comes_from_the_source_not_the_binary() {
     assert_eq!(ran(&ws), [format!("build1 {}", ids["scan-mine"])]);
     let lock = std::fs::read_to_string(ws.join("pipeline.lock")).unwrap();
     assert!(
-        lock.contains(&format!("code = \"builtin:scan-mine@{}\"", ids["scan-mine"])),
+        lock.contains(&format!(
+            "code = \"builtin:scan-mine@{}\"",
+            ids["scan-mine"]
+        )),
         "{lock}"
     );
     // Resolved params: the defaults are in the key and in the lock.
@@ -597,7 +608,10 @@ fn explain_shows_defaults_as_such() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(out.contains("param mine.k_test 9 (default) → 5 (default)"), "{out}");
+    assert!(
+        out.contains("param mine.k_test 9 (default) → 5 (default)"),
+        "{out}"
+    );
     assert!(out.contains("param mine.k_train 5 → 7"), "{out}");
 }
 

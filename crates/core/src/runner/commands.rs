@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::plan::{self, DirtyReason, State};
 use super::{Ctx, RunnerError};
+use crate::exp::table::{self, Format};
+use crate::exp::ExperimentLog;
 use crate::store::{OutputKind, OutputRef, StageKey, Store};
 
 #[derive(Debug, Serialize)]
@@ -222,8 +224,46 @@ pub fn show_info(ctx: &Ctx, stage: &str, json: bool) -> Result<u8, RunnerError> 
             println!("threads:     {}", p.threads);
             println!("precision:   {}", p.precision.as_deref().unwrap_or("-"));
         }
-        None => println!("provenance:  not recorded (not a built-in stage, or built by an older scan)"),
+        None => {
+            println!("provenance:  not recorded (not a built-in stage, or built by an older scan)")
+        }
     }
+    Ok(0)
+}
+
+/// `scan exp show`: every recorded experiment, grouped over seeds.
+pub fn exp_show(ctx: &Ctx, format: Format, sort: Option<&str>) -> Result<u8, RunnerError> {
+    let path = crate::exp::log_path(&ctx.pipeline.path);
+    let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
+    if log.experiments.is_empty() {
+        eprintln!(
+            "scan: no experiments recorded yet in {} (`scan run` records them)",
+            path.display()
+        );
+    }
+    let rows = table::rows(&log, &ctx.store);
+    let mut groups = table::groups(&rows);
+    if let Some(col) = sort {
+        let known =
+            col == "group" || col == "name" || groups.iter().any(|g| g.metrics.contains_key(col));
+        if !known {
+            return Err(RunnerError::Usage(format!("--sort {col}: no such column")));
+        }
+    }
+    table::sort_groups(&mut groups, sort);
+    print!("{}", table::render(&groups, &rows, format));
+    Ok(0)
+}
+
+/// `scan exp diff A B`.
+pub fn exp_diff(ctx: &Ctx, a: &str, b: &str) -> Result<u8, RunnerError> {
+    let path = crate::exp::log_path(&ctx.pipeline.path);
+    let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
+    let find = |n: &str| {
+        log.find(n, &path)
+            .map_err(|e| RunnerError::Usage(e.to_string()))
+    };
+    print!("{}", table::diff(find(a)?, find(b)?, &ctx.store));
     Ok(0)
 }
 
@@ -249,13 +289,11 @@ pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, 
         }
         match super::lockfile::LockFile::read(&lock_path) {
             Ok(lock) => keep.extend(lock.stages.values().map(|e| e.key.to_string())),
-            Err(e) => {
-                return Err(RunnerError::Failed(format!(
-                    "gc root {}: {e}; refusing to collect (fix or delete that lock file, or remove {})",
-                    lock_path.display(),
-                    root.display()
-                )))
-            }
+            Err(e) => return Err(RunnerError::Failed(format!(
+                "gc root {}: {e}; refusing to collect (fix or delete that lock file, or remove {})",
+                lock_path.display(),
+                root.display()
+            ))),
         }
     }
     let report = ctx.store.gc(&keep, dry_run)?;
@@ -339,7 +377,8 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
     let to_stdout = out == Path::new("-");
     let report = if to_stdout {
         let stdout = std::io::stdout().lock();
-        ctx.store.export_to(&keys, std::io::BufWriter::new(stdout))?
+        ctx.store
+            .export_to(&keys, std::io::BufWriter::new(stdout))?
     } else {
         ctx.store.export(&keys, out)?
     };

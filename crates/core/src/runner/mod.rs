@@ -9,6 +9,7 @@
 pub mod commands;
 mod dag;
 pub mod exec;
+pub mod graph;
 pub mod key;
 pub mod lockfile;
 pub mod params;
@@ -16,7 +17,9 @@ pub mod pipeline;
 mod pipeline_error;
 pub mod plan;
 pub mod remote;
+pub mod run_cmd;
 pub mod schedule;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 

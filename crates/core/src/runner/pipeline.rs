@@ -119,6 +119,8 @@ pub struct Pipeline {
     pub workspace: PathBuf,
     pub name: Option<String>,
     pub stages: Vec<Stage>,
+    /// The `[sweep]` table, if any.
+    pub sweep: Option<super::sweep::SweepFile>,
     /// `[remote]`, validated.
     pub remote: Option<RemoteConfig>,
 }
@@ -158,7 +160,10 @@ impl Pipeline {
 
     /// Bind absent workspace inputs to their hashes in `lock` (matched by stage and input name);
     /// an absent input the lock does not record is the usual error (missing path, no data dir).
-    pub fn bind_absent(&mut self, lock: &super::lockfile::LockFile) -> Result<(), Box<PipelineError>> {
+    pub fn bind_absent(
+        &mut self,
+        lock: &super::lockfile::LockFile,
+    ) -> Result<(), Box<PipelineError>> {
         for stage in &mut self.stages {
             for (name, src) in stage.inputs.iter_mut() {
                 let InputSource::Absent {
@@ -169,7 +174,11 @@ impl Pipeline {
                 else {
                     continue;
                 };
-                match lock.stages.get(&stage.name).and_then(|e| e.inputs.get(name)) {
+                match lock
+                    .stages
+                    .get(&stage.name)
+                    .and_then(|e| e.inputs.get(name))
+                {
                     Some(l) => {
                         *src = InputSource::Locked {
                             written: written.clone(),
@@ -208,6 +217,8 @@ pub struct PipelineFile {
     pub pipeline: PipelineMeta,
     #[serde(default)]
     pub stages: BTreeMap<String, StageFile>,
+    /// Variants run by `scan run --sweep`.
+    pub sweep: Option<super::sweep::SweepFile>,
     /// `[remote]`: where results are shared (README "Sharing").
     pub remote: Option<RemoteFile>,
 }
@@ -256,7 +267,8 @@ pub fn valid_output_name(name: &str) -> bool {
 }
 
 /// Parse and validate pipeline text; `path` is used in messages, `workspace` to resolve paths.
-/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`).
+/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`, which
+/// edits [`Stage::written`]).
 pub fn parse(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Box<PipelineError>> {
     parse_inner(path, workspace, text).map_err(Box::new)
 }
@@ -287,7 +299,10 @@ fn read_schema(path: &Path, text: &str) -> Result<PipelineFile, PipelineError> {
 
 /// `stages.a.cmd` → "stage `a`, key `cmd`".
 fn describe_path(at: &str) -> String {
-    let parts: Vec<&str> = at.split('.').filter(|p| !p.is_empty() && *p != "?").collect();
+    let parts: Vec<&str> = at
+        .split('.')
+        .filter(|p| !p.is_empty() && *p != "?")
+        .collect();
     match parts.as_slice() {
         ["stages", stage] => format!("stage `{stage}`"),
         ["stages", stage, key @ ..] => format!("stage `{stage}`, key `{}`", key.join(".")),
@@ -318,15 +333,16 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         if s.cmd.first().is_none_or(|c| c.is_empty()) {
             return Err(invalid(format!("{ctx}: `cmd` must name a program")));
         }
-        let params = toml_to_json(&toml::Value::Table(s.params.clone())).map_err(|(key, found)| {
-            PipelineError::WrongType {
-                path: path_buf.clone(),
-                context: ctx.clone(),
-                key: format!("params.{key}"),
-                expected: "a finite number, string, boolean, array or table",
-                found,
-            }
-        })?;
+        let params =
+            toml_to_json(&toml::Value::Table(s.params.clone())).map_err(|(key, found)| {
+                PipelineError::WrongType {
+                    path: path_buf.clone(),
+                    context: ctx.clone(),
+                    key: format!("params.{key}"),
+                    expected: "a finite number, string, boolean, array or table",
+                    found,
+                }
+            })?;
         let mut outputs: Vec<String> = Vec::new();
         for o in &s.outputs {
             if !valid_output_name(o) {
@@ -442,6 +458,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         name: file.pipeline.name,
         stages,
         remote,
+        sweep: file.sweep,
     })
 }
 
@@ -450,16 +467,18 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
 pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
     for stage in &mut p.stages {
         let Some(builtin) = stage.builtin else {
+            stage.params = crate::store::canon::sorted(&stage.written);
             continue;
         };
-        stage.params = builtin
-            .resolve_params(&stage.written)
-            .map_err(|e| PipelineError::Param {
-                path: p.path.clone(),
-                stage: stage.name.clone(),
-                key: e.key,
-                message: e.message,
-            })?;
+        stage.params =
+            builtin
+                .resolve_params(&stage.written)
+                .map_err(|e| PipelineError::Param {
+                    path: p.path.clone(),
+                    stage: stage.name.clone(),
+                    key: e.key,
+                    message: e.message,
+                })?;
         if builtin == Builtin::Ingest && !stage.inputs.contains_key("data_dir") {
             // None found: an error unless pipeline.lock records it (Pipeline::bind_absent).
             let source = default_data_dir(&stage.params).unwrap_or(InputSource::Absent {
@@ -510,7 +529,12 @@ mod tests {
         let mut pl = parse(&t.path().join("pipeline.toml"), t.path(), text).unwrap();
         assert_eq!(pl.remote.as_ref().unwrap().url, "s3://b/p");
         let mut lock = LockFile::default();
-        assert!(pl.clone().bind_absent(&lock).unwrap_err().to_string().contains("data/raw"));
+        assert!(pl
+            .clone()
+            .bind_absent(&lock)
+            .unwrap_err()
+            .to_string()
+            .contains("data/raw"));
         let hash = crate::store::Digest::of(b"raw");
         lock.stages.insert(
             "a".into(),
@@ -533,12 +557,19 @@ mod tests {
             },
         );
         pl.bind_absent(&lock).unwrap();
-        assert!(matches!(&pl.stages[0].inputs["raw"], InputSource::Locked { hash: h, .. } if *h == hash));
+        assert!(
+            matches!(&pl.stages[0].inputs["raw"], InputSource::Locked { hash: h, .. } if *h == hash)
+        );
         assert_eq!(pl.stages[0].locked_inputs(), ["raw (data/raw)"]);
         for bad in ["url=\"https://u:secret@h/x\"", "url=\"s3://b\"\nbogus=1"] {
             let text = format!("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\n[remote]\n{bad}");
-            let msg = parse(&t.path().join("pipeline.toml"), t.path(), &text).unwrap_err().to_string();
-            assert!(!msg.contains("secret") && (msg.contains("[remote]") || msg.contains("bogus")), "{msg}");
+            let msg = parse(&t.path().join("pipeline.toml"), t.path(), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !msg.contains("secret") && (msg.contains("[remote]") || msg.contains("bogus")),
+                "{msg}"
+            );
         }
     }
 
@@ -600,7 +631,11 @@ outputs = ["out", "report"]
         assert_eq!(pl.stages[0].params["epochs"], 3);
         assert_eq!(pl.stages[0].params["momentum"], 0.9, "defaults filled in");
         assert_eq!(pl.stages[0].written, serde_json::json!({"epochs": 3}));
-        for (params, key) in [("epochz = 3", "epochz"), ("lr = \"fast\"", "lr"), ("lr = -1.0", "lr")] {
+        for (params, key) in [
+            ("epochz = 3", "epochz"),
+            ("lr = \"fast\"", "lr"),
+            ("lr = -1.0", "lr"),
+        ] {
             let msg = run(params).unwrap_err().to_string();
             assert!(msg.contains("pipeline.toml"), "{msg}");
             assert!(msg.contains("stage `pretext`"), "{msg}");

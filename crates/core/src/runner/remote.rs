@@ -49,7 +49,13 @@ pub struct TransferReport {
     pub seconds: f64,
 }
 
-fn report(ctx: &Ctx, rows: Vec<TransferRow>, start: Instant, verb: &str, json: bool) -> Result<u8, RunnerError> {
+fn report(
+    ctx: &Ctx,
+    rows: Vec<TransferRow>,
+    start: Instant,
+    verb: &str,
+    json: bool,
+) -> Result<u8, RunnerError> {
     let rep = TransferReport {
         remote: ctx.remote()?.url().to_string(),
         objects: rows.iter().map(|r| r.objects).sum(),
@@ -58,7 +64,8 @@ fn report(ctx: &Ctx, rows: Vec<TransferRow>, start: Instant, verb: &str, json: b
         stages: rows,
     };
     if json {
-        let text = serde_json::to_string_pretty(&rep).map_err(|e| RunnerError::Failed(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&rep).map_err(|e| RunnerError::Failed(e.to_string()))?;
         println!("{text}");
     } else {
         for r in &rep.stages {

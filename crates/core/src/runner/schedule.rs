@@ -3,6 +3,11 @@
 //! computed when its upstream stages are done, from the bytes they produced (early cutoff); a key whose
 //! result is in the store is reused. Building a key holds its lock, so a concurrent `scan run` on the same
 //! store waits for it (naming the holder) and then reuses the result. At the end `pipeline.lock` and the
+//! `scan run`: the stale stages among the targets and everything they need, in DAG order, independent
+//! stages in parallel (`--jobs N` worker threads, each supervising one child process). Each stage's key is
+//! computed when its upstream stages are done, from the bytes they produced (early cutoff); a key whose
+//! result is in the store is reused. Building a key holds its lock, so a concurrent `scan run` on the same
+//! store waits for it (naming the holder) and then reuses the result. At the end `pipeline.lock` and the
 //! run log are updated with every stage that completed, even when another failed.
 //!
 //! With a remote (README "Sharing"), a stage whose key is not in the store is looked up there
@@ -26,9 +31,11 @@ use super::key::{self, KeyManifest, Resolved};
 use super::lockfile::{LockEntry, LockFile};
 use super::pipeline::Stage;
 use super::plan::{self, State};
+use super::sweep::Variant;
 use super::{Ctx, RunnerError};
+use crate::exp::{Experiment, ExperimentLog, StageRun};
 use crate::store::gc::RunLogEntry;
-use crate::store::remote::{self, Remote, RemoteError};
+use crate::store::remote::{self, RemoteError};
 use crate::store::{short, ActionRecord, OutputRef, StageKey};
 
 /// Options of `scan run`.
@@ -39,6 +46,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Upload every stage that was built to the remote (write-through).
     pub push: bool,
+    /// `--remote URL` (else the pipeline's `[remote]`), and `--require-remote`.
+    pub remote: Option<String>,
+    pub require_remote: bool,
 }
 
 /// What happened to one stage.
@@ -84,6 +94,7 @@ impl How {
 }
 
 /// A built or reused stage.
+#[derive(Clone)]
 struct Built {
     key: StageKey,
     outputs: BTreeMap<String, OutputRef>,
@@ -109,22 +120,23 @@ struct Done {
 }
 
 /// The remote side of one run: whether to ask it, and the warning printed once when it is down.
-struct RemoteUse<'a> {
-    ctx: &'a Ctx,
+struct RemoteUse {
     push: bool,
     warned: AtomicBool,
 }
 
-impl RemoteUse<'_> {
-    fn remote(&self) -> Option<&Remote> {
-        self.ctx.remote.as_ref()
-    }
-
+impl RemoteUse {
     /// Turn a remote error into a warning (and `None`), unless `--require-remote` is given.
-    fn soft<T>(&self, stage: &Stage, what: &str, r: Result<T, RemoteError>) -> Result<Option<T>, RunnerError> {
+    fn soft<T>(
+        &self,
+        ctx: &Ctx,
+        stage: &Stage,
+        what: &str,
+        r: Result<T, RemoteError>,
+    ) -> Result<Option<T>, RunnerError> {
         match r {
             Ok(v) => Ok(Some(v)),
-            Err(e) if self.ctx.require_remote => Err(e.into()),
+            Err(e) if ctx.require_remote => Err(e.into()),
             Err(e) => {
                 let down = e.is_unavailable();
                 if !down || !self.warned.swap(true, Ordering::Relaxed) {
@@ -254,11 +266,17 @@ fn run_one(
         return Ok(built(rec.outputs, How::Cached, None, 0));
     }
     // Known to be on the remote, and not needed here: no request at all.
-    let remembered = ru
-        .remote()
+    let remembered = ctx
+        .remote
+        .as_ref()
         .and_then(|_| ctx.store.read_remote_action(&key));
     if let (Some(rec), false, false) = (&remembered, needed, local_only) {
-        return Ok(built(rec.outputs.clone(), How::Remote, Some(rec.clone()), 0));
+        return Ok(built(
+            rec.outputs.clone(),
+            How::Remote,
+            Some(rec.clone()),
+            0,
+        ));
     }
     let _lock = ctx.store.lock_key(&key, |holder| {
         eprintln!(
@@ -274,12 +292,12 @@ fn run_one(
         );
         return Ok(built(rec.outputs, How::Cached, None, 0));
     }
-    if let (Some(remote), false) = (ru.remote(), local_only) {
+    if let (Some(remote), false) = (ctx.remote.as_ref(), local_only) {
         let rec = match remembered {
             Some(r) => Some(r),
             None if remote.is_down() => None,
             None => ru
-                .soft(stage, "remote lookup failed", remote.fetch_action(&key))?
+                .soft(ctx, stage, "remote lookup failed", remote.fetch_action(&key))?
                 .flatten(),
         };
         if let Some(rec) = rec {
@@ -294,7 +312,7 @@ fn run_one(
                 return Ok(built(rec.outputs.clone(), How::Remote, Some(rec), 0));
             }
             let what = format!("downloading key {} failed, building it here", key.short());
-            if let Some(t) = ru.soft(stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
+            if let Some(t) = ru.soft(ctx, stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
                 eprintln!(
                     "scan: {}: pulled from {} ({} objects, {:.1} MiB)",
                     stage.name,
@@ -363,8 +381,13 @@ fn run_one(
     eprintln!("scan: {}: running (key {})", stage.name, key.short());
     let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
     let mut out = built(rec.outputs.clone(), How::Ran, None, downloaded);
-    if let (Some(remote), true) = (ru.remote(), ru.push) {
-        if let Some(t) = ru.soft(stage, "push failed", remote.push_action(&ctx.store, &rec))? {
+    if let (Some(remote), true) = (ctx.remote.as_ref(), ru.push) {
+        if let Some(t) = ru.soft(
+            ctx,
+            stage,
+            "push failed",
+            remote.push_action(&ctx.store, &rec),
+        )? {
             eprintln!(
                 "scan: {}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
                 stage.name,
@@ -397,31 +420,141 @@ pub fn needed_stages(ctx: &Ctx, targets: &[String], selected: &[usize]) -> BTree
         .collect()
 }
 
+/// One pipeline of a run: the base pipeline, or a variant of it.
+pub struct Unit<'a> {
+    pub ctx: &'a Ctx,
+    /// `None` for the base pipeline (whose results go to `pipeline.lock`).
+    pub variant: Option<Variant>,
+}
+
+/// A stage to run once for every unit that needs it (equal stages of several variants merge).
+struct Node {
+    /// The first unit and stage index that needs it (whose `Stage` and `Resolved` are used).
+    unit: usize,
+    stage: usize,
+    /// Upstream nodes by stage name.
+    deps: BTreeMap<String, usize>,
+    /// Every (unit, stage index) this node stands for.
+    members: Vec<(usize, usize)>,
+}
+
+/// What makes two stages of two variants the same work: cmd, code, resolved params, declared outputs,
+/// workspace inputs by path and stage inputs by the upstream node they read.
+fn fingerprint(stage: &Stage, resolved: &Resolved, upstream: &BTreeMap<String, usize>) -> String {
+    let inputs: BTreeMap<&String, String> = stage
+        .inputs
+        .iter()
+        .map(|(n, src)| {
+            let v = match src {
+                super::pipeline::InputSource::Stage { stage, output } => {
+                    format!(
+                        "node:{}.{output}",
+                        upstream.get(stage).copied().unwrap_or(usize::MAX)
+                    )
+                }
+                super::pipeline::InputSource::Path { resolved, .. }
+                | super::pipeline::InputSource::Absent { resolved, .. }
+                | super::pipeline::InputSource::Locked { resolved, .. } => {
+                    format!("path:{}", resolved.display())
+                }
+            };
+            (n, v)
+        })
+        .collect();
+    crate::store::canonical_json(&serde_json::json!({
+        "name": stage.name,
+        "cmd": stage.cmd,
+        "code": resolved.code,
+        "code_files": resolved.code_files,
+        "params": stage.params,
+        "outputs": stage.outputs,
+        "inputs": inputs,
+    }))
+}
+
 /// Run the selected stages; returns per-stage outcomes (errors only for setup problems).
 pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerError> {
-    let selected = select(ctx, &opts.targets)?;
     if opts.dry_run {
-        return dry_run(ctx, &selected);
+        return dry_run(ctx, &select(ctx, &opts.targets)?);
     }
-    let stages: Vec<&Stage> = selected.iter().map(|&i| &ctx.pipeline.stages[i]).collect();
-    let resolved = plan::resolve_all(ctx, &stages)?;
-    let _store_lock = ctx.store.lock_store(false, |holder| {
+    let mut all = run_many(&[Unit { ctx, variant: None }], opts)?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// Run several variants of one pipeline together: stages that are the same work in several variants
+/// (a sweep over SCAN params shares pretext, embed and mine) run once, the rest in parallel with
+/// `-j`. Returns the outcomes per unit. The base unit updates `pipeline.lock`; every unit is recorded
+/// as an experiment.
+pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcome>>, RunnerError> {
+    let Some(first) = units.first() else {
+        return Ok(Vec::new());
+    };
+    let mut selected: Vec<Vec<usize>> = Vec::new();
+    let mut resolved: Vec<BTreeMap<String, Resolved>> = Vec::new();
+    for u in units {
+        let sel = select(u.ctx, &opts.targets)?;
+        let stages: Vec<&Stage> = sel.iter().map(|&i| &u.ctx.pipeline.stages[i]).collect();
+        resolved.push(plan::resolve_all(u.ctx, &stages)?);
+        selected.push(sel);
+    }
+    // Merge equal work across units (stages are in topological order within each unit).
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_fp: BTreeMap<String, usize> = BTreeMap::new();
+    let mut node_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (u, unit) in units.iter().enumerate() {
+        for &i in &selected[u] {
+            let stage = &unit.ctx.pipeline.stages[i];
+            let deps: BTreeMap<String, usize> = stage
+                .deps()
+                .into_iter()
+                .filter_map(|d| {
+                    let di = unit.ctx.pipeline.index(d)?;
+                    node_of.get(&(u, di)).map(|&n| (d.to_string(), n))
+                })
+                .collect();
+            let fp = fingerprint(stage, &resolved[u][&stage.name], &deps);
+            let n = *by_fp.entry(fp).or_insert_with(|| {
+                nodes.push(Node {
+                    unit: u,
+                    stage: i,
+                    deps,
+                    members: Vec::new(),
+                });
+                nodes.len() - 1
+            });
+            nodes[n].members.push((u, i));
+            node_of.insert((u, i), n);
+        }
+    }
+    if opts.push && first.ctx.remote.is_none() {
+        return Err(RunnerError::Usage(
+            "--push: no remote configured ([remote] url in the pipeline file, --remote or SCAN_REMOTE)".into(),
+        ));
+    }
+    let store = &first.ctx.store;
+    let _store_lock = store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
     })?;
-    ctx.register_root();
+    first.ctx.register_root();
     let ru = RemoteUse {
-        ctx,
         push: opts.push,
         warned: AtomicBool::new(false),
     };
-    let needed = needed_stages(ctx, &opts.targets, &selected);
+    // A node's outputs must end up in the store when one of its members is a target.
+    let needed: Vec<BTreeSet<usize>> = units
+        .iter()
+        .enumerate()
+        .map(|(u, unit)| needed_stages(unit.ctx, &opts.targets, &selected[u]))
+        .collect();
+    let node_needed: Vec<bool> = nodes
+        .iter()
+        .map(|node| node.members.iter().any(|(u, i)| needed[*u].contains(i)))
+        .collect();
     let jobs = opts.jobs.max(1);
-    let n = ctx.pipeline.stages.len();
-    let mut outcomes: Vec<Option<StageOutcome>> = vec![None; n];
-    let mut upstream: BTreeMap<String, Up> = BTreeMap::new();
-    let mut lock_entries: BTreeMap<String, LockEntry> = BTreeMap::new();
-    let mut started = vec![false; n];
-    let mut local_only = vec![false; n];
+    let mut results: Vec<Option<(Result<Built, String>, f64)>> = vec![None; nodes.len()];
+    let mut outputs: BTreeMap<usize, Up> = BTreeMap::new();
+    let mut started = vec![false; nodes.len()];
+    let mut local_only = vec![false; nodes.len()];
     let mut failed = false;
     let start = Instant::now();
     std::thread::scope(|sc| {
@@ -429,30 +562,31 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
         let mut running = 0usize;
         loop {
             if !failed {
-                for &i in &selected {
+                for (n, node) in nodes.iter().enumerate() {
                     if running >= jobs {
                         break;
                     }
-                    let stage = &ctx.pipeline.stages[i];
-                    if started[i] || !stage.deps().iter().all(|d| upstream.contains_key(*d)) {
+                    if started[n] || !node.deps.values().all(|d| outputs.contains_key(d)) {
                         continue;
                     }
-                    started[i] = true;
+                    started[n] = true;
                     running += 1;
                     let tx = tx.clone();
-                    let ups: BTreeMap<String, Up> = stage
-                        .deps()
-                        .into_iter()
-                        .filter_map(|d| upstream.get(d).map(|o| (d.to_string(), o.clone())))
+                    let ups: BTreeMap<String, Up> = node
+                        .deps
+                        .iter()
+                        .map(|(name, d)| (name.clone(), outputs[d].clone()))
                         .collect();
-                    let res = &resolved[&stage.name];
-                    let (need, local) = (needed.contains(&i), local_only[i]);
+                    let ctx = units[node.unit].ctx;
+                    let stage = &ctx.pipeline.stages[node.stage];
+                    let res = &resolved[node.unit][&stage.name];
+                    let (need, local) = (node_needed[n], local_only[n]);
                     let ru = &ru;
                     sc.spawn(move || {
                         let t = Instant::now();
                         let result = run_one(ctx, ru, stage, res, &ups, need, local);
                         let _ = tx.send(Done {
-                            index: i,
+                            index: n,
                             result,
                             duration: t.elapsed().as_secs_f64(),
                         });
@@ -464,38 +598,21 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
             }
             let Ok(done) = rx.recv() else { break };
             running -= 1;
-            let stage = &ctx.pipeline.stages[done.index];
-            let outcome = match done.result {
-                Ok(b) => {
-                    if b.how == How::Ran {
-                        eprintln!("scan: {}: done in {:.2}s", stage.name, done.duration);
+            let node = &nodes[done.index];
+            let name = &units[node.unit].ctx.pipeline.stages[node.stage].name;
+            let result = match done.result {
+                Ok(built) => {
+                    if built.how == How::Ran {
+                        eprintln!("scan: {name}: done in {:.2}s", done.duration);
                     }
-                    lock_entries.insert(
-                        stage.name.clone(),
-                        LockEntry::new(
-                            stage,
-                            &resolved[&stage.name],
-                            &b.key,
-                            &b.inputs,
-                            &b.outputs,
-                        ),
-                    );
-                    upstream.insert(
-                        stage.name.clone(),
+                    outputs.insert(
+                        done.index,
                         Up {
-                            outputs: b.outputs,
-                            remote_record: b.remote_record,
+                            outputs: built.outputs.clone(),
+                            remote_record: built.remote_record.clone(),
                         },
                     );
-                    StageOutcome {
-                        stage: stage.name.clone(),
-                        status: b.how.as_str(),
-                        key: Some(b.key),
-                        duration_s: done.duration,
-                        message: None,
-                        downloaded_bytes: b.downloaded,
-                        uploaded_bytes: b.uploaded,
-                    }
+                    Ok(built)
                 }
                 Err(RunnerError::NeedUpstream {
                     upstream: ups,
@@ -504,19 +621,17 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
                 }) => {
                     // Build those upstream stages here, then this one again.
                     eprintln!(
-                        "scan: warning: {}: fetching the outputs of {} failed ({}); building {} here",
-                        stage.name,
+                        "scan: warning: {name}: fetching the outputs of {} failed ({}); building {} here",
                         ups.join(", "),
                         remote::chain(&source),
                         if ups.len() == 1 { "it" } else { "them" }
                     );
                     for u in &ups {
-                        if let Some(j) = ctx.pipeline.index(u) {
-                            upstream.remove(u);
-                            lock_entries.remove(u);
-                            outcomes[j] = None;
-                            started[j] = false;
-                            local_only[j] = true;
+                        if let Some(&d) = node.deps.get(u) {
+                            outputs.remove(&d);
+                            results[d] = None;
+                            started[d] = false;
+                            local_only[d] = true;
                         }
                     }
                     started[done.index] = false;
@@ -524,60 +639,156 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!("scan: {}: FAILED: {e}", stage.name);
-                    StageOutcome {
+                    eprintln!("scan: {name}: FAILED: {e}");
+                    Err(e.to_string())
+                }
+            };
+            results[done.index] = Some((result, done.duration));
+        }
+    });
+    let mut all = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        let ctx = unit.ctx;
+        let mut lock_entries: BTreeMap<String, LockEntry> = BTreeMap::new();
+        let mut exp_stages = BTreeMap::new();
+        let outcomes: Vec<StageOutcome> = selected[u]
+            .iter()
+            .map(|&i| {
+                let stage = &ctx.pipeline.stages[i];
+                let n = node_of[&(u, i)];
+                match &results[n] {
+                    Some((Ok(b), duration)) => {
+                        let (key, outs, inputs) = (&b.key, &b.outputs, &b.inputs);
+                        let first = nodes[n].members[0] == (u, i);
+                        let ran = &(b.how == How::Ran);
+                        let res = &resolved[u][&stage.name];
+                        lock_entries.insert(
+                            stage.name.clone(),
+                            LockEntry::new(stage, res, key, inputs, outs),
+                        );
+                        let built_in = ctx
+                            .store
+                            .read_action(key)
+                            .map(|r| r.duration_s)
+                            .unwrap_or(*duration);
+                        exp_stages.insert(
+                            stage.name.clone(),
+                            StageRun {
+                                key: key.clone(),
+                                outputs: outs.clone(),
+                                builtin: stage.builtin.map(|b| b.binary().to_string()),
+                                ran: *ran && first,
+                                duration_s: built_in,
+                            },
+                        );
+                        StageOutcome {
+                            stage: stage.name.clone(),
+                            status: match b.how {
+                                How::Ran | How::Pulled if !first => "cached",
+                                how => how.as_str(),
+                            },
+                            key: Some(key.clone()),
+                            duration_s: *duration,
+                            message: None,
+                            downloaded_bytes: if first { b.downloaded } else { 0 },
+                            uploaded_bytes: if first { b.uploaded } else { 0 },
+                        }
+                    }
+                    Some((Err(e), duration)) => StageOutcome {
                         stage: stage.name.clone(),
                         status: "failed",
                         key: None,
-                        duration_s: done.duration,
-                        message: Some(e.to_string()),
+                        duration_s: *duration,
+                        message: Some(e.clone()),
                         downloaded_bytes: 0,
                         uploaded_bytes: 0,
-                    }
+                    },
+                    None => StageOutcome {
+                        stage: stage.name.clone(),
+                        status: "not run",
+                        key: None,
+                        duration_s: 0.0,
+                        message: Some("an upstream stage failed".into()),
+                        downloaded_bytes: 0,
+                        uploaded_bytes: 0,
+                    },
                 }
-            };
-            outcomes[done.index] = Some(outcome);
-        }
-    });
-    let result: Vec<StageOutcome> = selected
-        .iter()
-        .map(|&i| {
-            outcomes[i].take().unwrap_or_else(|| StageOutcome {
-                stage: ctx.pipeline.stages[i].name.clone(),
-                status: "not run",
-                key: None,
-                duration_s: 0.0,
-                message: Some("an upstream stage failed".into()),
-                downloaded_bytes: 0,
-                uploaded_bytes: 0,
             })
-        })
-        .collect();
-    finish(ctx, lock_entries, &result)?;
-    let count = |s: &str| result.iter().filter(|o| o.status == s).count();
-    let (ran, cached, pulled, on_remote) =
-        (count("ran"), count("cached"), count("pulled"), count("remote"));
-    let bad = result.len() - ran - cached - pulled - on_remote;
+            .collect();
+        let complete = outcomes.len() == ctx.pipeline.stages.len()
+            && outcomes
+                .iter()
+                .all(|o| matches!(o.status, "ran" | "cached" | "pulled" | "remote"));
+        let record = |variant: Option<&Variant>| Experiment {
+            name: variant
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| "base".into()),
+            group: variant
+                .map(|v| v.group.clone())
+                .unwrap_or_else(|| "base".into()),
+            seed: variant.and_then(|v| v.seed),
+            overrides: variant.map(|v| v.overrides.clone()).unwrap_or_default(),
+            stages: exp_stages.clone(),
+            finished_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            complete,
+        };
+        let lock_entries = if unit.variant.is_none() {
+            lock_entries
+        } else {
+            BTreeMap::new()
+        };
+        finish(ctx, lock_entries, &outcomes)?;
+        if !exp_stages.is_empty() {
+            ExperimentLog::upsert(
+                &crate::exp::log_path(&ctx.pipeline.path),
+                &ctx.store,
+                vec![record(unit.variant.as_ref())],
+            )
+            .map_err(|e| RunnerError::Failed(e.to_string()))?;
+        }
+        all.push(outcomes);
+    }
+    let flat: Vec<&StageOutcome> = all.iter().flatten().collect();
+    let ran = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| matches!(&results[*n], Some((Ok(b), _)) if b.how == How::Ran))
+        .count();
+    let count = |s: &str| flat.iter().filter(|o| o.status == s).count();
+    let (cached, pulled, on_remote) = (count("cached"), count("pulled"), count("remote"));
+    let bad = flat
+        .iter()
+        .filter(|o| o.status == "failed" || o.status == "not run")
+        .count();
     let mut extra = String::new();
     if pulled > 0 || on_remote > 0 {
-        let bytes: u64 = result.iter().map(|o| o.downloaded_bytes).sum();
+        let bytes: u64 = flat.iter().map(|o| o.downloaded_bytes).sum();
         extra.push_str(&format!(
             ", {pulled} pulled, {on_remote} left on the remote ({:.1} MiB downloaded)",
             bytes as f64 / 1048576.0
         ));
     }
-    if bad > 0 {
-        extra.push_str(&format!(", {bad} failed or not run"));
-    }
+    let what = if units.len() > 1 {
+        format!("{} variants, {} stages", units.len(), flat.len())
+    } else {
+        format!("{} stages", flat.len())
+    };
     eprintln!(
-        "scan: {} stages: {ran} ran, {cached} cached{extra} in {:.2}s",
-        result.len(),
+        "scan: {what}: {ran} ran, {cached} cached{extra}{} in {:.2}s",
+        if bad > 0 {
+            format!(", {bad} failed or not run")
+        } else {
+            String::new()
+        },
         start.elapsed().as_secs_f64()
     );
     if ran == 0 && bad == 0 {
         eprintln!("scan: everything is up to date");
     }
-    Ok(result)
+    Ok(all)
 }
 
 /// Update pipeline.lock (under a lock file), the stat cache and the run log.

@@ -74,7 +74,9 @@ impl Store {
 
     /// Size of a stored blob.
     pub fn blob_size(&self, hash: &str) -> Option<u64> {
-        std::fs::metadata(self.blob_path(hash)).ok().map(|m| m.len())
+        std::fs::metadata(self.blob_path(hash))
+            .ok()
+            .map(|m| m.len())
     }
 
     /// Contents of a blob.

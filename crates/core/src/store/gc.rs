@@ -45,7 +45,9 @@ impl Store {
     pub fn register_root(&self, lock_path: &Path) -> Result<()> {
         let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
         let id = super::hash_bytes(abs.as_os_str().as_encoded_bytes());
-        let path = self.dir("roots").join(format!("{}.json", super::short(&id)));
+        let path = self
+            .dir("roots")
+            .join(format!("{}.json", super::short(&id)));
         if path.is_file() {
             return Ok(());
         }

@@ -150,9 +150,9 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<StagePlan>, RunnerError> {
             .deps()
             .into_iter()
             .filter(|d| {
-                plans.iter().any(|p| {
-                    p.name == *d && !matches!(p.state, State::Fresh | State::Remote)
-                })
+                plans
+                    .iter()
+                    .any(|p| p.name == *d && !matches!(p.state, State::Fresh | State::Remote))
             })
             .map(str::to_string)
             .collect();

@@ -84,103 +84,102 @@ pub fn connect(spec: &RemoteSpec) -> Result<Client, RemoteError> {
         (ClientConfigKey::ReadTimeout, read_timeout.as_str()),
     ];
     let http_endpoint = |e: &Option<String>| e.as_deref().is_some_and(|e| e.starts_with("http://"));
-    let (store, http, multipart): (Arc<dyn ObjectStore>, Option<HttpDirect>, bool) = match spec
-        .scheme
-    {
-        Scheme::S3 => {
-            use object_store::aws::{AmazonS3ConfigKey, AmazonS3Builder};
-            let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(&spec.bucket)
-                .with_retry(no_retry());
-            for (k, v) in client_keys {
-                b = b.with_config(AmazonS3ConfigKey::Client(k), v);
-            }
-            if let Some(e) = &spec.endpoint {
-                b = b.with_endpoint(e);
-                if http_endpoint(&spec.endpoint) {
-                    b = b.with_allow_http(true);
+    let (store, http, multipart): (Arc<dyn ObjectStore>, Option<HttpDirect>, bool) =
+        match spec.scheme {
+            Scheme::S3 => {
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(&spec.bucket)
+                    .with_retry(no_retry());
+                for (k, v) in client_keys {
+                    b = b.with_config(AmazonS3ConfigKey::Client(k), v);
                 }
-            }
-            (Arc::new(b.build().map_err(config)?), None, true)
-        }
-        Scheme::Gcs => {
-            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(&spec.bucket)
-                .with_retry(no_retry());
-            for (k, v) in client_keys {
-                b = b.with_config(GoogleConfigKey::Client(k), v);
-            }
-            (Arc::new(b.build().map_err(config)?), None, true)
-        }
-        Scheme::Azure => {
-            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_container_name(&spec.bucket)
-                .with_retry(no_retry());
-            for (k, v) in client_keys {
-                b = b.with_config(AzureConfigKey::Client(k), v);
-            }
-            if let Some(e) = &spec.endpoint {
-                b = b.with_endpoint(e.clone());
-                if http_endpoint(&spec.endpoint) {
-                    b = b.with_allow_http(true);
+                if let Some(e) = &spec.endpoint {
+                    b = b.with_endpoint(e);
+                    if http_endpoint(&spec.endpoint) {
+                        b = b.with_allow_http(true);
+                    }
                 }
+                (Arc::new(b.build().map_err(config)?), None, true)
             }
-            (Arc::new(b.build().map_err(config)?), None, true)
-        }
-        Scheme::Http => {
-            use object_store::http::HttpBuilder;
-            let mut b = HttpBuilder::new()
-                .with_url(&spec.bucket)
-                .with_retry(no_retry())
-                .with_config(ClientConfigKey::AllowHttp, "true");
-            for (k, v) in client_keys {
-                b = b.with_config(k, v);
+            Scheme::Gcs => {
+                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+                let mut b = GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&spec.bucket)
+                    .with_retry(no_retry());
+                for (k, v) in client_keys {
+                    b = b.with_config(GoogleConfigKey::Client(k), v);
+                }
+                (Arc::new(b.build().map_err(config)?), None, true)
             }
-            let auth = authorization();
-            if let Some(a) = &auth {
-                let mut headers = object_store::HeaderMap::new();
-                headers.insert("authorization", a.clone());
-                let opts = object_store::ClientOptions::new()
-                    .with_allow_http(true)
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(3600))
-                    .with_read_timeout(READ_TIMEOUT)
-                    .with_default_headers(headers);
-                b = b.with_client_options(opts);
+            Scheme::Azure => {
+                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+                let mut b = MicrosoftAzureBuilder::from_env()
+                    .with_container_name(&spec.bucket)
+                    .with_retry(no_retry());
+                for (k, v) in client_keys {
+                    b = b.with_config(AzureConfigKey::Client(k), v);
+                }
+                if let Some(e) = &spec.endpoint {
+                    b = b.with_endpoint(e.clone());
+                    if http_endpoint(&spec.endpoint) {
+                        b = b.with_allow_http(true);
+                    }
+                }
+                (Arc::new(b.build().map_err(config)?), None, true)
             }
-            let client = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(READ_TIMEOUT)
-                .build()
-                .map_err(|e| {
-                    config(object_store::Error::Generic {
-                        store: "HTTP",
-                        source: Box::new(e),
-                    })
+            Scheme::Http => {
+                use object_store::http::HttpBuilder;
+                let mut b = HttpBuilder::new()
+                    .with_url(&spec.bucket)
+                    .with_retry(no_retry())
+                    .with_config(ClientConfigKey::AllowHttp, "true");
+                for (k, v) in client_keys {
+                    b = b.with_config(k, v);
+                }
+                let auth = authorization();
+                if let Some(a) = &auth {
+                    let mut headers = object_store::HeaderMap::new();
+                    headers.insert("authorization", a.clone());
+                    let opts = object_store::ClientOptions::new()
+                        .with_allow_http(true)
+                        .with_connect_timeout(Duration::from_secs(5))
+                        .with_timeout(Duration::from_secs(3600))
+                        .with_read_timeout(READ_TIMEOUT)
+                        .with_default_headers(headers);
+                    b = b.with_client_options(opts);
+                }
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(READ_TIMEOUT)
+                    .build()
+                    .map_err(|e| {
+                        config(object_store::Error::Generic {
+                            store: "HTTP",
+                            source: Box::new(e),
+                        })
+                    })?;
+                let direct = HttpDirect {
+                    client,
+                    base: spec.bucket.clone(),
+                    authorization: auth,
+                };
+                (Arc::new(b.build().map_err(config)?), Some(direct), false)
+            }
+            Scheme::File => {
+                let dir = spec.file_dir().unwrap_or_default();
+                std::fs::create_dir_all(&dir).map_err(|source| RemoteError::LocalIo {
+                    remote: spec.url.clone(),
+                    object: String::new(),
+                    path: dir.clone(),
+                    source,
                 })?;
-            let direct = HttpDirect {
-                client,
-                base: spec.bucket.clone(),
-                authorization: auth,
-            };
-            (Arc::new(b.build().map_err(config)?), Some(direct), false)
-        }
-        Scheme::File => {
-            let dir = spec.file_dir().unwrap_or_default();
-            std::fs::create_dir_all(&dir).map_err(|source| RemoteError::LocalIo {
-                remote: spec.url.clone(),
-                object: String::new(),
-                path: dir.clone(),
-                source,
-            })?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                .map_err(config)?
-                .with_automatic_cleanup(true);
-            (Arc::new(fs), None, true)
-        }
-    };
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                    .map_err(config)?
+                    .with_automatic_cleanup(true);
+                (Arc::new(fs), None, true)
+            }
+        };
     Ok(Client {
         runtime,
         store,

@@ -72,7 +72,9 @@ pub struct Remote {
 
 impl std::fmt::Debug for Remote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Remote").field("url", &self.spec.url).finish()
+        f.debug_struct("Remote")
+            .field("url", &self.spec.url)
+            .finish()
     }
 }
 

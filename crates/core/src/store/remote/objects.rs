@@ -160,7 +160,9 @@ impl Remote {
             })
             .await?;
         if let Some(b) = &bytes {
-            self.stats.downloaded_objects.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .downloaded_objects
+                .fetch_add(1, Ordering::Relaxed);
             self.stats
                 .downloaded_bytes
                 .fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -244,8 +246,12 @@ impl Remote {
             return Ok(None);
         };
         store.commit_blob(tmp, hash)?;
-        self.stats.downloaded_objects.fetch_add(1, Ordering::Relaxed);
-        self.stats.downloaded_bytes.fetch_add(size, Ordering::Relaxed);
+        self.stats
+            .downloaded_objects
+            .fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .downloaded_bytes
+            .fetch_add(size, Ordering::Relaxed);
         Ok(Some(size))
     }
 
@@ -389,7 +395,10 @@ impl Remote {
             if let Some(a) = &h.authorization {
                 req = req.header(reqwest::header::AUTHORIZATION, a.clone());
             }
-            let resp = req.send().await.map_err(|e| OpError::Request(Box::new(e)))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| OpError::Request(Box::new(e)))?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(());
@@ -412,8 +421,8 @@ impl Remote {
     async fn http_mkcol_parents(&self, h: &HttpDirect, object: &str) -> Result<(), OpError> {
         let full = self.spec.key(object);
         let parts: Vec<&str> = full.split('/').collect();
-        let method = reqwest::Method::from_bytes(b"MKCOL")
-            .map_err(|e| OpError::Request(Box::new(e)))?;
+        let method =
+            reqwest::Method::from_bytes(b"MKCOL").map_err(|e| OpError::Request(Box::new(e)))?;
         for i in 1..parts.len() {
             let url = format!("{}/{}/", h.base, parts[..i].join("/"));
             let mut req = h.client.request(method.clone(), &url);
@@ -421,7 +430,9 @@ impl Remote {
                 req = req.header(reqwest::header::AUTHORIZATION, a.clone());
             }
             // 201 created, 405 exists: both fine; anything else shows in the PUT that follows.
-            req.send().await.map_err(|e| OpError::Request(Box::new(e)))?;
+            req.send()
+                .await
+                .map_err(|e| OpError::Request(Box::new(e)))?;
         }
         Ok(())
     }

@@ -131,7 +131,9 @@ mod tests {
             first_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
         };
-        assert!(p.delay(1) >= Duration::from_millis(150) && p.delay(1) <= Duration::from_millis(250));
+        assert!(
+            p.delay(1) >= Duration::from_millis(150) && p.delay(1) <= Duration::from_millis(250)
+        );
         assert!(p.delay(3) >= Duration::from_millis(600));
         assert!(p.delay(30) <= Duration::from_millis(6250));
     }

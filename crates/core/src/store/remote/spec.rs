@@ -43,9 +43,9 @@ impl RemoteSpec {
             message: message.into(),
         };
         let trimmed = url.trim().trim_end_matches('/');
-        let (scheme, rest) = trimmed
-            .split_once("://")
-            .ok_or_else(|| bad("expected SCHEME://..., e.g. s3://bucket/prefix, https://host/path, file:///dir"))?;
+        let (scheme, rest) = trimmed.split_once("://").ok_or_else(|| {
+            bad("expected SCHEME://..., e.g. s3://bucket/prefix, https://host/path, file:///dir")
+        })?;
         if rest.contains(['?', '#']) {
             return Err(bad("query strings and fragments are not allowed (credentials come from the environment, never from the URL)"));
         }
@@ -100,7 +100,9 @@ impl RemoteSpec {
             }
             Scheme::File => {
                 if !authority.is_empty() && authority != "localhost" {
-                    return Err(bad("a file URL names a local directory: file:///absolute/path"));
+                    return Err(bad(
+                        "a file URL names a local directory: file:///absolute/path",
+                    ));
                 }
                 RemoteSpec {
                     url: trimmed.to_string(),
@@ -160,14 +162,23 @@ mod tests {
     #[test]
     fn parses_each_scheme() {
         let s = RemoteSpec::parse("s3://bucket/team/scan/", None).unwrap();
-        assert_eq!((s.scheme, s.bucket.as_str(), s.prefix.as_str()), (Scheme::S3, "bucket", "team/scan"));
+        assert_eq!(
+            (s.scheme, s.bucket.as_str(), s.prefix.as_str()),
+            (Scheme::S3, "bucket", "team/scan")
+        );
         assert_eq!(s.key("blobs/ab/x"), "team/scan/blobs/ab/x");
         assert_eq!(s.url, "s3://bucket/team/scan");
         let h = RemoteSpec::parse("http://127.0.0.1:18080/remote", None).unwrap();
-        assert_eq!((h.scheme, h.bucket.as_str(), h.key("a")), (Scheme::Http, "http://127.0.0.1:18080/remote", "a".into()));
+        assert_eq!(
+            (h.scheme, h.bucket.as_str(), h.key("a")),
+            (Scheme::Http, "http://127.0.0.1:18080/remote", "a".into())
+        );
         let f = RemoteSpec::parse("file:///srv/cache", None).unwrap();
         assert_eq!(f.file_dir(), Some(PathBuf::from("/srv/cache")));
-        assert_eq!(RemoteSpec::parse("gs://b", None).unwrap().scheme, Scheme::Gcs);
+        assert_eq!(
+            RemoteSpec::parse("gs://b", None).unwrap().scheme,
+            Scheme::Gcs
+        );
         assert_eq!(RemoteSpec::parse("az://c/p", None).unwrap().prefix, "p");
         let e = RemoteSpec::parse("s3://b", Some("http://127.0.0.1:9000/")).unwrap();
         assert_eq!(e.endpoint.as_deref(), Some("http://127.0.0.1:9000"));

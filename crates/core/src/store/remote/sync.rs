@@ -85,10 +85,16 @@ impl Remote {
     /// Download what `rec`'s outputs need into `store` (verified), then write `rec` there. When
     /// an object is corrupt or missing, the record is marked bad: a later push in this process
     /// (the stage rebuilt here with `--push`) replaces it with a complete one.
-    pub fn fetch_outputs(&self, store: &Store, rec: &ActionRecord) -> Result<Transfer, RemoteError> {
+    pub fn fetch_outputs(
+        &self,
+        store: &Store,
+        rec: &ActionRecord,
+    ) -> Result<Transfer, RemoteError> {
         let r = self.fetch_outputs_inner(store, rec);
         if let Err(
-            RemoteError::Corrupt { .. } | RemoteError::Missing { .. } | RemoteError::BadRecord { .. },
+            RemoteError::Corrupt { .. }
+            | RemoteError::Missing { .. }
+            | RemoteError::BadRecord { .. },
         ) = &r
         {
             self.mark_bad(&action_object(&rec.key));
@@ -96,7 +102,11 @@ impl Remote {
         r
     }
 
-    fn fetch_outputs_inner(&self, store: &Store, rec: &ActionRecord) -> Result<Transfer, RemoteError> {
+    fn fetch_outputs_inner(
+        &self,
+        store: &Store,
+        rec: &ActionRecord,
+    ) -> Result<Transfer, RemoteError> {
         let mut t = Transfer::default();
         // Directory manifests first: they name the files to fetch.
         let mut files: BTreeSet<Digest> = BTreeSet::new();
@@ -131,25 +141,25 @@ impl Remote {
         }
         let c = self.client()?;
         c.runtime.block_on(async {
-                futures::stream::iter(hashes.iter().cloned().map(|h| async move {
-                    match self.download_blob(c, store, &h).await? {
-                        Some(n) => Ok(Transfer {
-                            objects: 1,
-                            bytes: n,
-                            present: 0,
-                        }),
-                        None => Err(RemoteError::Missing {
-                            remote: self.spec.url.clone(),
-                            object: super::blob_object(&h),
-                        }),
-                    }
-                }))
-                .buffer_unordered(PARALLEL)
-                .try_fold(Transfer::default(), |mut acc, t| async move {
-                    acc.add(t);
-                    Ok(acc)
-                })
-                .await
+            futures::stream::iter(hashes.iter().cloned().map(|h| async move {
+                match self.download_blob(c, store, &h).await? {
+                    Some(n) => Ok(Transfer {
+                        objects: 1,
+                        bytes: n,
+                        present: 0,
+                    }),
+                    None => Err(RemoteError::Missing {
+                        remote: self.spec.url.clone(),
+                        object: super::blob_object(&h),
+                    }),
+                }
+            }))
+            .buffer_unordered(PARALLEL)
+            .try_fold(Transfer::default(), |mut acc, t| async move {
+                acc.add(t);
+                Ok(acc)
+            })
+            .await
         })
     }
 
@@ -168,44 +178,43 @@ impl Remote {
                 .into());
             }
         }
-        let record = serde_json::to_vec_pretty(rec).map_err(|source| {
-            crate::store::StoreError::Json {
+        let record =
+            serde_json::to_vec_pretty(rec).map_err(|source| crate::store::StoreError::Json {
                 path: store.action_path(&rec.key),
                 source,
-            }
-        })?;
+            })?;
         let c = self.client()?;
         c.runtime.block_on(async {
-                let mut t = futures::stream::iter(blobs.iter().cloned().map(|h| async move {
-                    Ok::<_, RemoteError>(match self.upload_blob(c, store, &h).await? {
-                        Some(n) => Transfer {
-                            objects: 1,
-                            bytes: n,
-                            present: 0,
-                        },
-                        None => Transfer {
-                            objects: 0,
-                            bytes: 0,
-                            present: 1,
-                        },
-                    })
-                }))
-                .buffer_unordered(PARALLEL)
-                .try_fold(Transfer::default(), |mut acc, t| async move {
-                    acc.add(t);
-                    Ok(acc)
+            let mut t = futures::stream::iter(blobs.iter().cloned().map(|h| async move {
+                Ok::<_, RemoteError>(match self.upload_blob(c, store, &h).await? {
+                    Some(n) => Transfer {
+                        objects: 1,
+                        bytes: n,
+                        present: 0,
+                    },
+                    None => Transfer {
+                        objects: 0,
+                        bytes: 0,
+                        present: 1,
+                    },
                 })
-                .await?;
-                let object = action_object(&rec.key);
-                if !self.is_bad(&object) && self.head(c, &object).await?.is_some() {
-                    t.present += 1;
-                } else {
-                    let n = record.len() as u64;
-                    self.put_small(c, &object, Bytes::from(record)).await?;
-                    t.objects += 1;
-                    t.bytes += n;
-                }
-                Ok(t)
+            }))
+            .buffer_unordered(PARALLEL)
+            .try_fold(Transfer::default(), |mut acc, t| async move {
+                acc.add(t);
+                Ok(acc)
+            })
+            .await?;
+            let object = action_object(&rec.key);
+            if !self.is_bad(&object) && self.head(c, &object).await?.is_some() {
+                t.present += 1;
+            } else {
+                let n = record.len() as u64;
+                self.put_small(c, &object, Bytes::from(record)).await?;
+                t.objects += 1;
+                t.bytes += n;
+            }
+            Ok(t)
         })
     }
 }
