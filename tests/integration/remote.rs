@@ -196,6 +196,11 @@ fn json(ws: &Workspace, env: &Env, args: &[&str]) -> serde_json::Value {
 
 /// Per-stage status of `scan run --json`.
 fn statuses(v: &serde_json::Value) -> BTreeMap<String, String> {
+    // A run with `--set` is a named variant: `[{"experiment": …, "stages": […]}]`.
+    let v = match v.get(0).and_then(|e| e.get("stages")) {
+        Some(stages) => stages,
+        None => v,
+    };
     v.as_array()
         .expect("array")
         .iter()
