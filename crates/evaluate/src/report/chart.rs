@@ -1,13 +1,25 @@
 //! What the `plotters` charts of the report share: the embedded font (DejaVu Sans, committed under
-//! `crates/evaluate/fonts/` with its licence, rasterised by `ab_glyph`: no system fonts), rendering
-//! into an RGB buffer that [`Canvas`] encodes (so the PNG bytes depend only on the data), the
-//! colour palette, tick-label formatting and text fitting.
+//! `crates/evaluate/fonts/` with its licence: no system fonts), rendering into an RGB buffer that
+//! [`Canvas`] encodes (so the PNG bytes depend only on the data), the colour palette, tick-label
+//! formatting and text fitting.
+//!
+//! Visible text is drawn by [`Label`], a plotters element whose [`GlyphStyle`] lays glyphs out with
+//! `ab_glyph` itself (side bearings, kerning, sub-pixel advances): plotters' own `ab_glyph` text
+//! path drops each glyph's side bearing and rounds every advance, which makes letters collide
+//! ("Trouser", "T-shirt"). Plotters still lays out its axes with the registered font; its own
+//! labels are made transparent and drawn again as [`Label`]s.
 
 use std::sync::OnceLock;
 
+use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
 use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
+use plotters_backend::{
+    BackendColor, BackendCoord, BackendTextStyle, DrawingErrorKind, FontFamily as BackendFamily,
+};
 use plotters_bitmap::BitMapBackendError;
 
 use super::canvas::{Canvas, CanvasError};
@@ -61,9 +73,191 @@ pub fn render(
     })
 }
 
-/// A text style of the chart font.
+/// A text style of the chart font (for plotters' own layout; see the module doc).
 pub fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font())
+}
+
+/// The same style, invisible: plotters lays its labels out with it and draws nothing.
+pub fn hidden(size: f64) -> TextStyle<'static> {
+    font(size).color(&TRANSPARENT)
+}
+
+/// The embedded font, parsed once.
+fn face() -> Option<&'static FontRef<'static>> {
+    static FACE: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
+    FACE.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).ok())
+        .as_ref()
+}
+
+/// The error of [`GlyphStyle`]: the embedded font does not parse (never with the committed file).
+#[derive(Debug, thiserror::Error)]
+#[error("the embedded DejaVu Sans font does not parse")]
+pub struct FontUnavailable;
+
+/// How a [`Label`] is drawn: size in pixels (the same scale as plotters' font sizes), colour,
+/// anchor, and whether it reads bottom to top.
+#[derive(Clone, Copy)]
+pub struct GlyphStyle {
+    pub size: f64,
+    pub color: RGBColor,
+    pub anchor: Pos,
+    pub vertical: bool,
+}
+
+impl GlyphStyle {
+    /// Black text of `size`, anchored at its left end, vertically centred.
+    pub fn new(size: f64) -> Self {
+        GlyphStyle {
+            size,
+            color: BLACK,
+            anchor: Pos::new(HPos::Left, VPos::Center),
+            vertical: false,
+        }
+    }
+    pub fn color(mut self, color: RGBColor) -> Self {
+        self.color = color;
+        self
+    }
+    pub fn anchor(mut self, h: HPos, v: VPos) -> Self {
+        self.anchor = Pos::new(h, v);
+        self
+    }
+    /// Rotated 90° counter-clockwise (reads bottom to top).
+    pub fn vertical(mut self) -> Self {
+        self.vertical = true;
+        self
+    }
+
+    /// Glyph positions of `text`: (glyph, x of its origin); and the total advance.
+    fn layout(&self, font: &FontRef<'static>, text: &str) -> (Vec<(ab_glyph::GlyphId, f32)>, f32) {
+        let scaled = font.as_scaled(PxScale::from(self.size as f32));
+        let mut x = 0f32;
+        let mut prev = None;
+        let mut out = Vec::new();
+        for ch in text.chars() {
+            let id = font.glyph_id(ch);
+            if let Some(p) = prev {
+                x += scaled.kern(p, id);
+            }
+            out.push((id, x));
+            x += scaled.h_advance(id);
+            prev = Some(id);
+        }
+        (out, x)
+    }
+}
+
+impl BackendTextStyle for GlyphStyle {
+    type FontError = FontUnavailable;
+
+    fn color(&self) -> BackendColor {
+        BackendColor {
+            alpha: 1.0,
+            rgb: (self.color.0, self.color.1, self.color.2),
+        }
+    }
+
+    fn size(&self) -> f64 {
+        self.size
+    }
+
+    fn transform(&self) -> FontTransform {
+        if self.vertical {
+            FontTransform::Rotate270
+        } else {
+            FontTransform::None
+        }
+    }
+
+    fn anchor(&self) -> Pos {
+        self.anchor
+    }
+
+    fn family(&self) -> BackendFamily<'_> {
+        BackendFamily::Name(FONT)
+    }
+
+    fn layout_box(&self, text: &str) -> Result<((i32, i32), (i32, i32)), FontUnavailable> {
+        let font = face().ok_or(FontUnavailable)?;
+        let scaled = font.as_scaled(PxScale::from(self.size as f32));
+        let (_, width) = self.layout(font, text);
+        let height = scaled.ascent() - scaled.descent();
+        Ok(((0, 0), (width.ceil() as i32, height.ceil() as i32)))
+    }
+
+    fn draw<E, DrawFunc: FnMut(i32, i32, BackendColor) -> Result<(), E>>(
+        &self,
+        text: &str,
+        pos: BackendCoord,
+        mut draw: DrawFunc,
+    ) -> Result<Result<(), E>, FontUnavailable> {
+        let font = face().ok_or(FontUnavailable)?;
+        let scale = PxScale::from(self.size as f32);
+        let ascent = font.as_scaled(scale).ascent();
+        let (glyphs, _) = self.layout(font, text);
+        let rgb = (self.color.0, self.color.1, self.color.2);
+        let mut result = Ok(());
+        for (id, x) in glyphs {
+            let glyph = id.with_scale_and_position(scale, point(x, ascent));
+            let Some(outline) = font.outline_glyph(glyph) else {
+                continue;
+            };
+            let b = outline.px_bounds();
+            outline.draw(|gx, gy, coverage| {
+                if result.is_ok() && coverage > 0.0 {
+                    result = draw(
+                        pos.0 + b.min.x as i32 + gx as i32,
+                        pos.1 + b.min.y as i32 + gy as i32,
+                        BackendColor {
+                            alpha: f64::from(coverage.min(1.0)),
+                            rgb,
+                        },
+                    );
+                }
+            });
+        }
+        Ok(result)
+    }
+}
+
+/// A piece of text drawn with [`GlyphStyle`] at one point of a drawing area.
+pub struct Label {
+    pub text: String,
+    pub pos: (i32, i32),
+    pub style: GlyphStyle,
+}
+
+impl Label {
+    pub fn new(text: impl Into<String>, pos: (i32, i32), style: GlyphStyle) -> Self {
+        Label {
+            text: text.into(),
+            pos,
+            style,
+        }
+    }
+}
+
+impl<'a> PointCollection<'a, (i32, i32)> for &'a Label {
+    type Point = &'a (i32, i32);
+    type IntoIter = std::iter::Once<&'a (i32, i32)>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.pos)
+    }
+}
+
+impl<DB: DrawingBackend> Drawable<DB> for Label {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        match points.next() {
+            Some(pos) => backend.draw_text(&self.text, &self.style, pos),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Series colours (the "tab10" palette: distinguishable, colour-blind friendlier than primaries).
@@ -104,13 +298,9 @@ pub fn tick_label(v: f64, span: f64, ticks: usize) -> String {
 
 /// Width in pixels of `text` in the chart font at `size`.
 pub fn text_width(text: &str, size: f64) -> u32 {
-    if register_font().is_err() {
-        return (text.chars().count() as f64 * size * 0.6) as u32;
-    }
-    (FONT, size)
-        .into_font()
-        .box_size(text)
-        .map(|(w, _)| w)
+    GlyphStyle::new(size)
+        .layout_box(text)
+        .map(|((x0, _), (x1, _))| (x1 - x0).max(0) as u32)
         .unwrap_or((text.chars().count() as f64 * size * 0.6) as u32)
 }
 

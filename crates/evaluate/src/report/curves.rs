@@ -2,13 +2,18 @@
 //! `{"stage": NAME, "records": [{"epoch": 0, "loss": 1.2, "lr": 0.4, ...}, ...]}`, parsed into one
 //! series per numeric field other than `epoch` and drawn with `plotters` against the epoch: one
 //! panel per kind of quantity ([`panels`]: the loss terms together, the accuracies together, every
-//! other field alone), two panels per row, each with axis labels, readable ticks and a legend.
+//! other field alone), two panels per row, each with axis labels, readable ticks and a legend strip
+//! above the plot (so that it never hides a curve).
 
+use plotters::coord::ranged1d::BoldPoints;
 use plotters::element::{Circle, PathElement};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, VPos};
 
 use super::canvas::{Canvas, CanvasError};
-use super::chart::{fit_text, font, render, tick_label, ChartError, PALETTE};
+use super::chart::{
+    fit_text, hidden, render, text_width, tick_label, ChartError, GlyphStyle, Label, PALETTE,
+};
 
 pub const PANEL_W: usize = 560;
 pub const PANEL_H: usize = 340;
@@ -93,14 +98,21 @@ fn is_accuracy(field: &str) -> bool {
     field.contains("acc") || field.ends_with("fraction")
 }
 
-/// A readable name for a field: `knn_acc` → `kNN accuracy`, `lr` → `learning rate`, others with
-/// `_` as spaces.
+/// A readable name for a field: `lr` → `learning rate`, `images_per_s` → `images / s`, otherwise
+/// the words between `_` with `acc` → `accuracy` and `knn` → `kNN` (`knn_acc` → `kNN accuracy`).
 pub fn field_label(field: &str) -> String {
     match field {
         "lr" => "learning rate".into(),
-        "knn_acc" => "kNN accuracy".into(),
         "images_per_s" => "images / s".into(),
-        f => f.replace('_', " "),
+        f => f
+            .split('_')
+            .map(|w| match w {
+                "acc" => "accuracy",
+                "knn" => "kNN",
+                w => w,
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -163,94 +175,139 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Where the legend goes: away from where the series end (the right third of the panel).
-fn legend_position(series: &[&Series], lo: f64, hi: f64) -> SeriesLabelPosition {
-    let ends: Vec<f64> = series
-        .iter()
-        .filter_map(|s| {
-            let n = s.points.len();
-            s.points.get(n - n.div_ceil(3)..).map(|t| {
-                t.iter().map(|p| p.1).sum::<f64>() / t.len().max(1) as f64
-            })
-        })
-        .collect();
-    let mid = (lo + hi) / 2.0;
-    let mean = ends.iter().sum::<f64>() / ends.len().max(1) as f64;
-    if mean > mid {
-        SeriesLabelPosition::LowerRight
-    } else {
-        SeriesLabelPosition::UpperRight
+/// Height of one legend row.
+const LEGEND_ROW: i32 = 18;
+/// Space for the panel caption above the legend.
+const CAPTION_H: i32 = 30;
+
+/// Legend entries packed into rows of at most `width` pixels: `(row, x offset)` per entry and the
+/// number of rows. An entry is a 24 px line sample, a gap and its text.
+fn legend_rows(entries: &[String], width: i32) -> (Vec<(i32, i32)>, i32) {
+    let mut out = Vec::new();
+    let (mut row, mut x) = (0, 0);
+    for e in entries {
+        let w = 30 + text_width(e, 13.0) as i32;
+        if x > 0 && x + w > width {
+            row += 1;
+            x = 0;
+        }
+        out.push((row, x));
+        x += w + 18;
     }
+    (out, row + 1)
 }
 
 fn draw_panel(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     panel: &Panel,
 ) -> Result<(), ChartError> {
     let points = || panel.series.iter().flat_map(|s| s.points.iter());
     let (ylo, yhi) = padded_range(points().map(|p| p.1));
-    let (xmin, xmax) = points().fold((i64::MAX, i64::MIN), |(lo, hi), p| {
-        let e = p.0.round() as i64;
-        (lo.min(e), hi.max(e))
+    let (xmin, xmax) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
     });
     let (xlo, xhi) = if xmin >= xmax {
-        (xmin - 1, xmin + 1)
+        (xmin - 1.0, xmin + 1.0)
     } else {
-        (xmin, xmax)
+        let pad = 0.03 * (xmax - xmin);
+        (xmin - pad, xmax + pad)
     };
+    // The legend is a strip between the caption and the plot, so it never hides a curve.
+    let entries: Vec<String> = panel.series.iter().map(|s| field_label(&s.field)).collect();
+    let (slots, rows) = legend_rows(&entries, PANEL_W as i32 - 110);
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, font(17.0))
-        .margin_top(6)
+        .margin_top((CAPTION_H + rows * LEGEND_ROW + 4) as u32)
         .margin_left(8)
         .margin_right(18)
         .margin_bottom(6)
-        .x_label_area_size(44)
-        .y_label_area_size(72)
+        .x_label_area_size(46)
+        .y_label_area_size(78)
         .build_cartesian_2d(xlo..xhi, ylo..yhi)?;
+    // Integer epochs only: at most 10 ticks, at least one epoch apart.
+    let x_ticks = ((xmax - xmin).round() as usize + 1).clamp(2, 10);
+    chart
+        .configure_mesh()
+        .x_labels(x_ticks)
+        .y_labels(Y_TICKS)
+        .label_style(hidden(13.0))
+        .axis_desc_style(hidden(14.0))
+        .max_light_lines(4)
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(210, 210, 210))
+        .draw()?;
+    // Series.
+    for (i, s) in panel.series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        chart.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?;
+        if s.points.len() <= 60 {
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+    }
+    // Text, drawn by us (module doc of `chart`): positions in the root's pixels.
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let base = root.get_base_pixel();
+    let at = |(x, y): (i32, i32)| (x - base.0, y - base.1);
+    let spec = chart.as_coord_spec();
+    for x in spec.x_spec().key_points(BoldPoints(x_ticks)) {
+        if (x - x.round()).abs() > 1e-6 {
+            continue;
+        }
+        let (px, _) = chart.backend_coord(&(x, ylo));
+        root.draw(&Label::new(
+            format!("{}", x.round() as i64),
+            at((px, yr.end + 8)),
+            GlyphStyle::new(13.0).anchor(HPos::Center, VPos::Top),
+        ))?;
+    }
     let span = yhi - ylo;
-    let y_fmt = |v: &f64| tick_label(*v, span, Y_TICKS);
-    let x_fmt = |v: &i64| v.to_string();
-    let x_ticks = usize::try_from(xhi - xlo + 1).unwrap_or(10).min(11);
+    for y in spec.y_spec().key_points(BoldPoints(Y_TICKS)) {
+        let (_, py) = chart.backend_coord(&(xlo, y));
+        root.draw(&Label::new(
+            tick_label(y, span, Y_TICKS),
+            at((xr.start - 8, py)),
+            GlyphStyle::new(13.0).anchor(HPos::Right, VPos::Center),
+        ))?;
+    }
+    let mid_x = (xr.start + xr.end) / 2;
+    root.draw(&Label::new(
+        "epoch",
+        at((mid_x, yr.end + 28)),
+        GlyphStyle::new(14.0)
+            .color(RGBColor(60, 60, 60))
+            .anchor(HPos::Center, VPos::Top),
+    ))?;
     let y_desc = if panel.series.len() == 1 {
         field_label(&panel.series[0].field)
     } else {
         panel.title.clone()
     };
-    chart
-        .configure_mesh()
-        .x_labels(x_ticks)
-        .y_labels(Y_TICKS)
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .x_desc("epoch")
-        .y_desc(fit_text(&y_desc, 14.0, (PANEL_H - 90) as u32))
-        .label_style(font(13.0))
-        .axis_desc_style(font(14.0))
-        .light_line_style(RGBColor(235, 235, 235))
-        .bold_line_style(RGBColor(205, 205, 205))
-        .draw()?;
-    for (i, s) in panel.series.iter().enumerate() {
+    let area_x = area.get_base_pixel().0;
+    root.draw(&Label::new(
+        fit_text(&y_desc, 14.0, (yr.end - yr.start) as u32),
+        at((area_x + 18, (yr.start + yr.end) / 2)),
+        GlyphStyle::new(14.0)
+            .color(RGBColor(60, 60, 60))
+            .anchor(HPos::Center, VPos::Center)
+            .vertical(),
+    ))?;
+    root.draw(&Label::new(
+        panel.title.clone(),
+        at((mid_x, area.get_base_pixel().1 + CAPTION_H / 2 + 2)),
+        GlyphStyle::new(17.0).anchor(HPos::Center, VPos::Center),
+    ))?;
+    // Legend strip, left-aligned with the plot.
+    let top = area.get_base_pixel().1 + CAPTION_H;
+    for (i, (e, &(row, dx))) in entries.iter().zip(&slots).enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let pts: Vec<(i64, f64)> = s.points.iter().map(|&(x, y)| (x.round() as i64, y)).collect();
-        let markers = pts.len() <= 60;
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(field_label(&s.field))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        if markers {
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        }
+        let (x, y) = at((xr.start + dx, top + row * LEGEND_ROW + LEGEND_ROW / 2));
+        root.draw(&PathElement::new(
+            vec![(x, y), (x + 24, y)],
+            color.stroke_width(2),
+        ))?;
+        root.draw(&Circle::new((x + 12, y), 3, color.filled()))?;
+        root.draw(&Label::new(e.clone(), (x + 30, y), GlyphStyle::new(13.0)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(legend_position(&panel.series, ylo, yhi))
-        .label_font(font(13.0))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(160, 160, 160))
-        .margin(8)
-        .draw()?;
     Ok(())
 }
 
@@ -259,29 +316,25 @@ pub fn curves_plot(curves: &Curves, title: &str) -> Result<Canvas, CanvasError> 
     let panels = panels(curves);
     let (w, h) = size(panels.len());
     render(w, h, "training curves", |root| {
-        let title_style = font(20.0).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Left,
-            plotters::style::text_anchor::VPos::Center,
-        ));
-        root.draw_text(
-            &fit_text(title, 20.0, (w - 24) as u32),
-            &title_style,
+        root.draw(&Label::new(
+            fit_text(title, 20.0, (w - 24) as u32),
             (12, (TITLE_H / 2) as i32),
-        )?;
+            GlyphStyle::new(20.0),
+        ))?;
         let body = root.margin(TITLE_H as u32, 0, 0, 0);
         if panels.is_empty() {
-            body.draw_text(
+            root.draw(&Label::new(
                 "no numeric fields in the curves",
-                &font(16.0).color(&RGBColor(120, 120, 120)),
-                (24, (PANEL_H / 2) as i32),
-            )?;
+                (24, (TITLE_H + PANEL_H / 2) as i32),
+                GlyphStyle::new(16.0).color(RGBColor(120, 120, 120)),
+            ))?;
             return Ok(());
         }
         let rows = panels.len().div_ceil(PANELS_PER_ROW);
         let cols = panels.len().min(PANELS_PER_ROW);
         let areas = body.split_evenly((rows, cols));
         for (area, panel) in areas.iter().zip(&panels) {
-            draw_panel(area, panel)?;
+            draw_panel(root, area, panel)?;
         }
         Ok(())
     })
