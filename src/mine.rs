@@ -25,8 +25,8 @@ use crate::io::{read_embeddings, write_neighbors, Embeddings, NeighborMeta, Neig
 use crate::knn::{self, CpuOptions, Isa, KnnResult};
 use crate::stage::StageArgs;
 
-pub use scan_core::params::MineParams;
 use scan_core::params::Device;
+pub use scan_core::params::MineParams;
 
 /// Where the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,8 @@ pub fn normalize_rows(e: &mut Embeddings) -> Result<(), String> {
         if norm == 0.0 {
             return Err(format!("row {i} is all zeros and cannot be normalised"));
         }
-        row.iter_mut().for_each(|x| *x = (f64::from(*x) / norm) as f32);
+        row.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
     }
     e.meta.normalized = true;
     Ok(())

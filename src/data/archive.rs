@@ -129,16 +129,28 @@ mod tests {
     fn reads_wanted_members_only_and_names_missing_ones() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.tar.gz");
-        std::fs::write(&p, tgz(&[("./d/x", b"xx"), ("d/skip", b"s"), ("d/y", b"yyy")])).unwrap();
+        std::fs::write(
+            &p,
+            tgz(&[("./d/x", b"xx"), ("d/skip", b"s"), ("d/y", b"yyy")]),
+        )
+        .unwrap();
         let mut seen = Vec::new();
-        for_each_member(&p, &["d/y".into(), "d/x".into()], &["d/z".into()], |n, r, s| {
-            seen.push((n.to_string(), read_member(r, s)?));
-            Ok(())
-        })
+        for_each_member(
+            &p,
+            &["d/y".into(), "d/x".into()],
+            &["d/z".into()],
+            |n, r, s| {
+                seen.push((n.to_string(), read_member(r, s)?));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(
             seen,
-            vec![("d/x".into(), b"xx".to_vec()), ("d/y".into(), b"yyy".to_vec())]
+            vec![
+                ("d/x".into(), b"xx".to_vec()),
+                ("d/y".into(), b"yyy".to_vec())
+            ]
         );
         let err = for_each_member(&p, &["d/w".into()], &[], |_, _, _| Ok(()))
             .unwrap_err()

@@ -86,19 +86,84 @@ const fn remote(
 /// Every file `download = true` may fetch, with its official MD5 (as published by the CIFAR authors
 /// and checked by torchvision).
 pub const OFFICIAL: &[Remote] = &[
-    remote("cifar-10", "cifar-10-binary.tar.gz", KRIZ, "c32a1d4ab5d03f1284b67883e8d87530"),
-    remote("cifar-10", "cifar-10-python.tar.gz", KRIZ, "c58f30108f718f92721af3b95e74349a"),
-    remote("cifar-100", "cifar-100-binary.tar.gz", KRIZ, "03b5dce01913d631647c71ecec9e9cb8"),
-    remote("cifar-100", "cifar-100-python.tar.gz", KRIZ, "eb9058c3a382ffc7106e4002c42a8d85"),
-    remote("stl10", "stl10_binary.tar.gz", STL, "91f7769df0f17e558f3565bffb0c7dfb"),
-    remote("mnist", "train-images-idx3-ubyte.gz", MNIST, "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
-    remote("mnist", "train-labels-idx1-ubyte.gz", MNIST, "d53e105ee54ea40749a09fcbcd1e9432"),
-    remote("mnist", "t10k-images-idx3-ubyte.gz", MNIST, "9fb629c4189551a2d022fa330f9573f3"),
-    remote("mnist", "t10k-labels-idx1-ubyte.gz", MNIST, "ec29112dd5afa0611ce80d1b7f02629c"),
-    remote("fashion-mnist", "train-images-idx3-ubyte.gz", FASHION, "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
-    remote("fashion-mnist", "train-labels-idx1-ubyte.gz", FASHION, "25c81989df183df01b3e8a0aad5dffbe"),
-    remote("fashion-mnist", "t10k-images-idx3-ubyte.gz", FASHION, "bef4ecab320f06d8554ea6380940ec79"),
-    remote("fashion-mnist", "t10k-labels-idx1-ubyte.gz", FASHION, "bb300cfdad3c16e7a12a480ee83cd310"),
+    remote(
+        "cifar-10",
+        "cifar-10-binary.tar.gz",
+        KRIZ,
+        "c32a1d4ab5d03f1284b67883e8d87530",
+    ),
+    remote(
+        "cifar-10",
+        "cifar-10-python.tar.gz",
+        KRIZ,
+        "c58f30108f718f92721af3b95e74349a",
+    ),
+    remote(
+        "cifar-100",
+        "cifar-100-binary.tar.gz",
+        KRIZ,
+        "03b5dce01913d631647c71ecec9e9cb8",
+    ),
+    remote(
+        "cifar-100",
+        "cifar-100-python.tar.gz",
+        KRIZ,
+        "eb9058c3a382ffc7106e4002c42a8d85",
+    ),
+    remote(
+        "stl10",
+        "stl10_binary.tar.gz",
+        STL,
+        "91f7769df0f17e558f3565bffb0c7dfb",
+    ),
+    remote(
+        "mnist",
+        "train-images-idx3-ubyte.gz",
+        MNIST,
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    ),
+    remote(
+        "mnist",
+        "train-labels-idx1-ubyte.gz",
+        MNIST,
+        "d53e105ee54ea40749a09fcbcd1e9432",
+    ),
+    remote(
+        "mnist",
+        "t10k-images-idx3-ubyte.gz",
+        MNIST,
+        "9fb629c4189551a2d022fa330f9573f3",
+    ),
+    remote(
+        "mnist",
+        "t10k-labels-idx1-ubyte.gz",
+        MNIST,
+        "ec29112dd5afa0611ce80d1b7f02629c",
+    ),
+    remote(
+        "fashion-mnist",
+        "train-images-idx3-ubyte.gz",
+        FASHION,
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    ),
+    remote(
+        "fashion-mnist",
+        "train-labels-idx1-ubyte.gz",
+        FASHION,
+        "25c81989df183df01b3e8a0aad5dffbe",
+    ),
+    remote(
+        "fashion-mnist",
+        "t10k-images-idx3-ubyte.gz",
+        FASHION,
+        "bef4ecab320f06d8554ea6380940ec79",
+    ),
+    remote(
+        "fashion-mnist",
+        "t10k-labels-idx1-ubyte.gz",
+        FASHION,
+        "bb300cfdad3c16e7a12a480ee83cd310",
+    ),
 ];
 
 /// The files to fetch for `split` of `kind` (the binary versions of CIFAR; for MNIST-like datasets
@@ -110,7 +175,11 @@ pub fn official_files(kind: DatasetKind, split: Split) -> Vec<&'static Remote> {
             .filter(|r| r.group == group && keep(r.file))
             .collect()
     };
-    let idx_prefix = if split == Split::Train { "train-" } else { "t10k-" };
+    let idx_prefix = if split == Split::Train {
+        "train-"
+    } else {
+        "t10k-"
+    };
     match kind {
         DatasetKind::Mnist => pick("mnist", &|f| f.starts_with(idx_prefix)),
         DatasetKind::FashionMnist => pick("fashion-mnist", &|f| f.starts_with(idx_prefix)),
@@ -126,9 +195,7 @@ pub fn official_files(kind: DatasetKind, split: Split) -> Vec<&'static Remote> {
 /// Errors of a download; each names the URL or the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    #[error(
-        "no download cache directory: set ${ENV_CACHE} (or HOME) to say where downloads go"
-    )]
+    #[error("no download cache directory: set ${ENV_CACHE} (or HOME) to say where downloads go")]
     NoCacheDir,
     #[error("${ENV_MIRROR} = `{0}` is not an http:// or https:// URL")]
     BadMirror(String),
@@ -196,7 +263,11 @@ pub struct Downloader {
 impl Downloader {
     /// The stage's downloader: cache from [`ENV_CACHE`] / XDG / HOME, mirror from [`ENV_MIRROR`].
     pub fn from_env() -> Result<Downloader, DownloadError> {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let cache = env(ENV_CACHE)
             .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("scan/datasets")))
             .or_else(|| env("HOME").map(|d| d.join(".cache/scan/datasets")))
@@ -306,7 +377,8 @@ impl Downloader {
                 let _ = fs_err::remove_file(part);
                 return Err(DownloadError::Protocol {
                     url: url.into(),
-                    message: "the server keeps answering with ranges that were not asked for".into(),
+                    message: "the server keeps answering with ranges that were not asked for"
+                        .into(),
                 });
             }
             let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
@@ -342,7 +414,10 @@ impl Downloader {
             let length: Option<u64> = header("content-length").and_then(|v| v.parse().ok());
             let (offset, total) = match status {
                 200 => (0, length),
-                206 => match header("content-range").as_deref().and_then(parse_content_range) {
+                206 => match header("content-range")
+                    .as_deref()
+                    .and_then(parse_content_range)
+                {
                     Some((start, total)) if start == have => (have, total),
                     // A range we did not ask for: start over.
                     _ => {
@@ -546,11 +621,17 @@ mod tests {
         assert_eq!(parse_content_range("items 1-2/3"), None);
         for r in OFFICIAL {
             assert_eq!(r.md5.len(), 32, "{}", r.file);
-            assert!(r.md5.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            assert!(r
+                .md5
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         }
         let f = official_files(DatasetKind::FashionMnist, Split::Test);
         let names: Vec<_> = f.iter().map(|r| r.file).collect();
-        assert_eq!(names, ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]);
+        assert_eq!(
+            names,
+            ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+        );
         assert_eq!(f[0].group, "fashion-mnist");
         let c = official_files(DatasetKind::Cifar100Coarse, Split::Train);
         assert_eq!(c.len(), 1);

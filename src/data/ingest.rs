@@ -68,9 +68,7 @@ fn read_members(root: &Path, path: &Path, members: &[String]) -> Result<Vec<RawF
     })?;
     got.into_iter()
         .zip(members)
-        .map(|(f, m)| {
-            f.ok_or_else(|| IngestError::bad(member_path(path, m), "member not read"))
-        })
+        .map(|(f, m)| f.ok_or_else(|| IngestError::bad(member_path(path, m), "member not read")))
         .collect()
 }
 

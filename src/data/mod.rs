@@ -27,10 +27,8 @@ pub mod stl;
 pub mod subset;
 
 pub use artifact::{DataError, Dataset, DatasetMeta, SourceFile, FORMAT_VERSION};
-pub use error::IngestError;
 pub use download::{DownloadError, Downloader};
-pub use ingest::{
-    ingest, ingest_with, load_split, run_stage, DatasetKind, IngestParams, Split,
-};
+pub use error::IngestError;
+pub use ingest::{ingest, ingest_with, load_split, run_stage, DatasetKind, IngestParams, Split};
 pub use norm::norm_stats;
 pub use subset::{SubsetMode, SubsetParams};

@@ -12,7 +12,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::common::{item_field, kv_parse, open_parquet, write_parquet_atomic, IoError, BATCH_ROWS};
+use super::common::{
+    item_field, kv_parse, open_parquet, write_parquet_atomic, IoError, BATCH_ROWS,
+};
 
 const KIND: &str = "embeddings";
 const K_KIND: &str = "scan.kind";
@@ -127,12 +129,8 @@ pub fn write_embeddings(path: &Path, e: &Embeddings) -> Result<(), IoError> {
 
 /// The list-of-float columns of `schema` (fixed-size or variable lists of float16/32/64).
 fn float_list_columns(schema: &Schema) -> Vec<usize> {
-    let is_float = |t: &DataType| {
-        matches!(
-            t,
-            DataType::Float16 | DataType::Float32 | DataType::Float64
-        )
-    };
+    let is_float =
+        |t: &DataType| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64);
     schema
         .fields()
         .iter()
@@ -151,7 +149,10 @@ fn float_list_columns(schema: &Schema) -> Vec<usize> {
 /// named `embedding`.
 fn pick_embedding_column(schema: &Schema) -> Result<usize, String> {
     let cols = float_list_columns(schema);
-    let names: Vec<&str> = cols.iter().map(|&i| schema.field(i).name().as_str()).collect();
+    let names: Vec<&str> = cols
+        .iter()
+        .map(|&i| schema.field(i).name().as_str())
+        .collect();
     match cols[..] {
         [i] => Ok(i),
         [] => Err(format!(
@@ -219,8 +220,8 @@ fn append_rows(
             (list.values().clone(), offs)
         }
     };
-    let values = arrow::compute::cast(&values, &DataType::Float32)
-        .map_err(|e| IoError::arrow(path, e))?;
+    let values =
+        arrow::compute::cast(&values, &DataType::Float32).map_err(|e| IoError::arrow(path, e))?;
     let values = values.as_primitive::<Float32Type>();
     for (i, w) in offsets.windows(2).enumerate() {
         let (lo, hi) = (w[0], w[1]);
@@ -237,7 +238,10 @@ fn append_rows(
             ));
         }
         if values.null_count() > 0 && (lo..hi).any(|k| values.is_null(k)) {
-            return Err(IoError::invalid(path, format!("row {} has null values", row0 + i)));
+            return Err(IoError::invalid(
+                path,
+                format!("row {} has null values", row0 + i),
+            ));
         }
         let row = &values.values()[lo..hi];
         if let Some(v) = row.iter().find(|v| !v.is_finite()) {
@@ -255,7 +259,11 @@ fn append_rows(
 pub fn rows_normalized(data: &[f32], dim: usize) -> bool {
     dim > 0
         && data.chunks(dim).all(|r| {
-            let n: f64 = r.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+            let n: f64 = r
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
             (n - 1.0).abs() < 1e-3
         })
 }
@@ -288,7 +296,11 @@ fn read_npy_embeddings(path: &Path) -> Result<Embeddings, IoError> {
     if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
         return Err(IoError::invalid(
             path,
-            format!("row {} holds the non-finite value {}", i / m.cols, m.data[i]),
+            format!(
+                "row {} holds the non-finite value {}",
+                i / m.cols,
+                m.data[i]
+            ),
         ));
     }
     let n = u32::try_from(m.rows)
@@ -342,7 +354,13 @@ fn read_parquet_embeddings(path: &Path) -> Result<Embeddings, IoError> {
     for batch in opened.reader {
         let batch = batch.map_err(|e| IoError::arrow(path, e))?;
         let row0 = labels.len();
-        append_rows(path, batch.column(emb_col).as_ref(), row0, &mut dim, &mut data)?;
+        append_rows(
+            path,
+            batch.column(emb_col).as_ref(),
+            row0,
+            &mut dim,
+            &mut data,
+        )?;
         let ints = |col: usize| -> Result<Int64Array, IoError> {
             let a = arrow::compute::cast(batch.column(col), &DataType::Int64)
                 .map_err(|e| IoError::arrow(path, e))?;
@@ -385,7 +403,10 @@ fn read_parquet_embeddings(path: &Path) -> Result<Embeddings, IoError> {
     if meta_dim.is_some_and(|m| data.len() != n * m) {
         return Err(IoError::schema(
             path,
-            format!("the embeddings have {} values per row, metadata `{K_DIM}` says {dim}", data.len() / n),
+            format!(
+                "the embeddings have {} values per row, metadata `{K_DIM}` says {dim}",
+                data.len() / n
+            ),
         ));
     }
     let normalized = meta_normalized.unwrap_or_else(|| rows_normalized(&data, dim));

@@ -84,7 +84,8 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Matrix, IoError> {
         Some("False") => false,
         other => return Err(bad(format!("bad `fortran_order` {other:?}"))),
     };
-    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no `shape`".into()))?;
+    let shape_text =
+        dict_value(header, "shape").ok_or_else(|| bad("header has no `shape`".into()))?;
     let shape: Vec<usize> = shape_text
         .trim_start_matches('(')
         .trim_end_matches(')')
@@ -135,8 +136,12 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<Matrix, IoError> {
             (2, false) => f16_to_f32(u16::from_be_bytes([c[0], c[1]])),
             (4, true) => f32::from_le_bytes([c[0], c[1], c[2], c[3]]),
             (4, false) => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            (_, true) => f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
-            (_, false) => f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32,
+            (_, true) => {
+                f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+            }
+            (_, false) => {
+                f64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+            }
         }
     };
     let flat: Vec<f32> = body.chunks_exact(size).map(value).collect();
@@ -187,7 +192,10 @@ mod tests {
         // Fortran order: the same bytes are the columns.
         let m = parse_npy(p, &npy("<f4", true, "(2, 3)", &le)).unwrap();
         assert_eq!(m.data, [1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
-        let be: Vec<u8> = vals.iter().flat_map(|v| (*v as f64).to_be_bytes()).collect();
+        let be: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| (*v as f64).to_be_bytes())
+            .collect();
         let m = parse_npy(p, &npy(">f8", false, "(3, 2)", &be)).unwrap();
         assert_eq!((m.rows, m.cols, m.data[5]), (3, 2, 6.0));
         // float16: 1.0 = 0x3c00, -2.5 = 0xc100, 2^-24 = 0x0001 (subnormal).

@@ -48,7 +48,10 @@ impl Server {
             if let Ok(p) = std::fs::read_to_string(&port_file) {
                 break p.trim().parse().unwrap();
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "server did not start");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
         Server { child, port, log }
@@ -194,7 +197,10 @@ fn wrong_checksum_or_http_error_is_one_error_and_leaves_nothing() {
         progress: false,
     };
     let err = fetch_and_ingest(&ws, &dead, "out").unwrap_err();
-    assert!(err.contains("http://127.0.0.1:9/cifar-10-binary.tar.gz"), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:9/cifar-10-binary.tar.gz"),
+        "{err}"
+    );
     assert!(files(&cache).is_empty(), "{:?}", files(&cache));
 }
 
@@ -209,7 +215,10 @@ fn broken_transfers_resume_with_range() {
         let out = fetch_and_ingest(&ws, &downloader(&cache, &server, &md5), "out").unwrap();
         check_pixels(&out[1], 100);
         let log = server.log();
-        assert!(log.contains("range=-\n") && log.contains("range=bytes=1000-"), "{log}");
+        assert!(
+            log.contains("range=-\n") && log.contains("range=bytes=1000-"),
+            "{log}"
+        );
     }
     // The server dies after 1500 bytes: one error saying how far it got; the partial file is kept
     // (and nothing else), and the next run resumes from it.
@@ -230,10 +239,15 @@ fn broken_transfers_resume_with_range() {
     let server = Server::start(&ws, &served, &[]);
     let out = fetch_and_ingest(&ws, &downloader(&cache, &server, &md5), "out").unwrap();
     check_pixels(&out[0], 0);
-    assert_eq!(server.log().trim(), "GET /mirror/cifar-10-binary.tar.gz range=bytes=1500-");
+    assert_eq!(
+        server.log().trim(),
+        "GET /mirror/cifar-10-binary.tar.gz range=bytes=1500-"
+    );
     assert_eq!(files(&cache), ["cifar-10/cifar-10-binary.tar.gz"]);
     assert_eq!(
-        std::fs::metadata(cache.join("cifar-10").join(ARCHIVE)).unwrap().len(),
+        std::fs::metadata(cache.join("cifar-10").join(ARCHIVE))
+            .unwrap()
+            .len(),
         size
     );
 }

@@ -12,10 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use scan::data::{Dataset, DatasetMeta};
-use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 use scan::io::{read_neighbors, write_neighbors, NeighborMeta, Neighbors};
 use scan::nn::Predictions;
 use scan_evaluate::report::{curves, heatmap, panels, parse_curves, Curves, Published};
+use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 
 use super::common::{bin, run_python, Workspace};
 
@@ -163,7 +163,10 @@ fn expected_sizes(f: &Fixture, params: &EvalParams) -> Vec<(&'static str, usize,
     assert_eq!(panels(&f.curves[0].1).len(), 3);
     let pretext = curves::size(3);
     let scan = curves::size(panels(&f.curves[1].1).len());
-    assert_eq!(pretext, (2 * curves::PANEL_W, curves::TITLE_H + 2 * curves::PANEL_H));
+    assert_eq!(
+        pretext,
+        (2 * curves::PANEL_W, curves::TITLE_H + 2 * curves::PANEL_H)
+    );
     assert_eq!(scan, (curves::PANEL_W, curves::TITLE_H + curves::PANEL_H));
     let tile = |hw: usize| hw * 64usize.div_ceil(hw).max(1) + 2 * 3;
     let grid = |rows: usize, slots: usize, hw: usize| {

@@ -727,7 +727,12 @@ fn same_as_extracted(
         assert_eq!(w.meta.source.len(), g.meta.source.len(), "{archive}");
         for (ws_, gs) in w.meta.source.iter().zip(&g.meta.source) {
             // Same member bytes: same checksum; the name says where in the archive.
-            assert_eq!((&ws_.blake3, ws_.bytes), (&gs.blake3, gs.bytes), "{}", gs.name);
+            assert_eq!(
+                (&ws_.blake3, ws_.bytes),
+                (&gs.blake3, gs.bytes),
+                "{}",
+                gs.name
+            );
             assert!(
                 gs.name.starts_with(&format!("{archive}/")) && gs.name.ends_with(&ws_.name),
                 "{} vs {}",
@@ -745,9 +750,16 @@ fn official_archives_are_read_without_extracting() {
     let both = [Split::Train, Split::Test];
     // CIFAR-10 binary, with the extra files the official archive holds.
     let data = cifar10_bin_dir(&ws);
-    put(&data.join("cifar-10-batches-bin/batches.meta.txt"), b"airplane\n");
+    put(
+        &data.join("cifar-10-batches-bin/batches.meta.txt"),
+        b"airplane\n",
+    );
     put(&data.join("cifar-10-batches-bin/readme.html"), b"<html>");
-    make_tgz(&data, "cifar-10-batches-bin", &ws.join("a/cifar-10-binary.tar.gz"));
+    make_tgz(
+        &data,
+        "cifar-10-batches-bin",
+        &ws.join("a/cifar-10-binary.tar.gz"),
+    );
     let out = same_as_extracted(
         &params(DatasetKind::Cifar10, &both),
         &data,
@@ -764,11 +776,27 @@ fn official_archives_are_read_without_extracting() {
     // CIFAR-10 python.
     let py = ws.join("py10");
     for i in 1..=5 {
-        py_cifar(&py.join(format!("cifar-10-batches-py/data_batch_{i}")), 2 * (i - 1), 2, 2, "cifar10");
+        py_cifar(
+            &py.join(format!("cifar-10-batches-py/data_batch_{i}")),
+            2 * (i - 1),
+            2,
+            2,
+            "cifar10",
+        );
     }
-    py_cifar(&py.join("cifar-10-batches-py/test_batch"), 100, 3, 2, "cifar10");
+    py_cifar(
+        &py.join("cifar-10-batches-py/test_batch"),
+        100,
+        3,
+        2,
+        "cifar10",
+    );
     put(&py.join("cifar-10-batches-py/batches.meta"), b"meta");
-    make_tgz(&py, "cifar-10-batches-py", &ws.join("b/cifar-10-python.tar.gz"));
+    make_tgz(
+        &py,
+        "cifar-10-batches-py",
+        &ws.join("b/cifar-10-python.tar.gz"),
+    );
     same_as_extracted(
         &params(DatasetKind::Cifar10, &both),
         &py,
@@ -780,14 +808,31 @@ fn official_archives_are_read_without_extracting() {
     // CIFAR-100 binary and python, coarse and fine labels.
     let labels = |n: usize| vec![(n % 20) as u8, (n * 7 % 100) as u8];
     let bin = ws.join("bin100");
-    put(&bin.join("cifar-100-binary/train.bin"), &cifar_bin(0, 25, labels));
-    put(&bin.join("cifar-100-binary/test.bin"), &cifar_bin(40, 3, labels));
-    put(&bin.join("cifar-100-binary/fine_label_names.txt"), b"apple\n");
-    make_tgz(&bin, "cifar-100-binary", &ws.join("c/cifar-100-binary.tar.gz"));
+    put(
+        &bin.join("cifar-100-binary/train.bin"),
+        &cifar_bin(0, 25, labels),
+    );
+    put(
+        &bin.join("cifar-100-binary/test.bin"),
+        &cifar_bin(40, 3, labels),
+    );
+    put(
+        &bin.join("cifar-100-binary/fine_label_names.txt"),
+        b"apple\n",
+    );
+    make_tgz(
+        &bin,
+        "cifar-100-binary",
+        &ws.join("c/cifar-100-binary.tar.gz"),
+    );
     let py = ws.join("py100");
     py_cifar(&py.join("cifar-100-python/train"), 0, 25, 2, "cifar100");
     py_cifar(&py.join("cifar-100-python/test"), 40, 3, 2, "cifar100");
-    make_tgz(&py, "cifar-100-python", &ws.join("d/cifar-100-python.tar.gz"));
+    make_tgz(
+        &py,
+        "cifar-100-python",
+        &ws.join("d/cifar-100-python.tar.gz"),
+    );
     for kind in [DatasetKind::Cifar100Coarse, DatasetKind::Cifar100] {
         let p = params(kind, &both);
         same_as_extracted(&p, &bin, &ws.join("c"), "cifar-100-binary.tar.gz", &ws);
@@ -816,10 +861,22 @@ fn official_archives_are_read_without_extracting() {
     // MNIST / Fashion-MNIST are published as four .gz files: read as they are
     // (`idx_gz_and_plain_round_trip`); here all four gzipped, as downloaded.
     let gzs = ws.join("gz");
-    put(&gzs.join("train-images-idx3-ubyte.gz"), &gz(&idx_images(0, 6)));
-    put(&gzs.join("train-labels-idx1-ubyte.gz"), &gz(&idx(&[6], &[5, 0, 4, 1, 9, 2])));
-    put(&gzs.join("t10k-images-idx3-ubyte.gz"), &gz(&idx_images(50, 2)));
-    put(&gzs.join("t10k-labels-idx1-ubyte.gz"), &gz(&idx(&[2], &[7, 2])));
+    put(
+        &gzs.join("train-images-idx3-ubyte.gz"),
+        &gz(&idx_images(0, 6)),
+    );
+    put(
+        &gzs.join("train-labels-idx1-ubyte.gz"),
+        &gz(&idx(&[6], &[5, 0, 4, 1, 9, 2])),
+    );
+    put(
+        &gzs.join("t10k-images-idx3-ubyte.gz"),
+        &gz(&idx_images(50, 2)),
+    );
+    put(
+        &gzs.join("t10k-labels-idx1-ubyte.gz"),
+        &gz(&idx(&[2], &[7, 2])),
+    );
     let out = run(&params(DatasetKind::FashionMnist, &both), &gzs, &ws);
     check_pixels(&out[1], 50);
     assert_eq!(out[1].meta.source[1].name, "t10k-labels-idx1-ubyte.gz");

@@ -349,9 +349,8 @@ for split, n in (("train", 70), ("test", 25)):
     ];
     for (name, ext, normalize) in cases {
         let (train, test) = (format!("train_{name}.{ext}"), format!("test_{name}.{ext}"));
-        let params = format!(
-            r#"{{"k_train": 6, "k_test": 4, "device": "cpu", "normalize": {normalize}}}"#
-        );
+        let params =
+            format!(r#"{{"k_train": 6, "k_test": 4, "device": "cpu", "normalize": {normalize}}}"#);
         let out = run_mine_on(&ws, name, &params, &train, &test);
         assert!(
             out.status.success(),
@@ -397,7 +396,13 @@ for split, n in (("train", 70), ("test", 25)):
         "import sys, numpy as np\nx=np.ones((8,3),np.float32)\nx[5]=0\nnp.save(sys.argv[1], x)",
         &[ws.join("zero.npy").to_str().unwrap()],
     );
-    let out = run_mine_on(&ws, "zero", r#"{"normalize": true, "k_train": 2, "k_test": 2}"#, "zero.npy", "zero.npy");
+    let out = run_mine_on(
+        &ws,
+        "zero",
+        r#"{"normalize": true, "k_train": 2, "k_test": 2}"#,
+        "zero.npy",
+        "zero.npy",
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && err.contains("zero.npy") && err.contains("row 5"),

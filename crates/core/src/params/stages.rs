@@ -266,7 +266,11 @@ impl Default for ScanParams {
 /// Checks shared by the strong-augmentation settings of `scan` and `selflabel`.
 fn check_strong(cutout: i64, num_ops: usize) -> Result<(), ParamError> {
     check(cutout >= 0, "cutout", "must be >= 0")?;
-    check(num_ops <= 14, "num_ops", "must be at most 14 (the RandAugment ops)")
+    check(
+        num_ops <= 14,
+        "num_ops",
+        "must be at most 14 (the RandAugment ops)",
+    )
 }
 
 impl StageParams for ScanParams {

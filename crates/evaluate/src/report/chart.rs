@@ -60,8 +60,8 @@ pub fn render(
     register_font().map_err(chart_err)?;
     let mut pixels = vec![255u8; width * height * 3];
     {
-        let root =
-            BitMapBackend::with_buffer(&mut pixels, (width as u32, height as u32)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, (width as u32, height as u32))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(|e| chart_err(e.to_string()))?;
         draw(&root).map_err(|e| chart_err(e.to_string()))?;
         root.present().map_err(|e| chart_err(e.to_string()))?;
@@ -289,7 +289,10 @@ pub fn tick_label(v: f64, span: f64, ticks: usize) -> String {
     } else {
         format!("{v:.*}", tick_decimals(step))
     };
-    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
         s.trim_start_matches('-').to_string()
     } else {
         s

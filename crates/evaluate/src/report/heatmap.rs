@@ -185,7 +185,10 @@ fn draw(
     // Diagonal outline (correct predictions) and the frame.
     for i in 0..k as i32 {
         root.draw(&Rectangle::new(
-            [(x0 + i * c, y0 + i * c), (x0 + (i + 1) * c, y0 + (i + 1) * c)],
+            [
+                (x0 + i * c, y0 + i * c),
+                (x0 + (i + 1) * c, y0 + (i + 1) * c),
+            ],
             RGBColor(255, 127, 14).stroke_width(if c >= 24 { 2 } else { 1 }),
         ))?;
     }
@@ -241,7 +244,9 @@ mod tests {
         assert_eq!(img.get(x0 + c - 6, y0 + c - 6), blues(1.0));
         // Larger k: smaller cells, no values.
         assert_eq!(cell(100), 12);
-        let long: Vec<String> = (0..20).map(|i| format!("a very long class name {i}")).collect();
+        let long: Vec<String> = (0..20)
+            .map(|i| format!("a very long class name {i}"))
+            .collect();
         assert_eq!(
             size(20, &long).0,
             MARGIN + DESC_W + NAME_W + 20 * 28 + BAR_W + MARGIN
