@@ -22,8 +22,11 @@ fn unit_interval(key: &str, v: f64) -> Result<(), ParamError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubsetParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub train: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unlabeled: Option<usize>,
     pub mode: SubsetMode,
     pub seed: u64,
@@ -49,6 +52,7 @@ impl SubsetParams {
 pub struct IngestParams {
     pub dataset: DatasetKind,
     pub splits: Vec<Split>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetParams>,
     /// Fetch the official archive of `dataset` (CIFAR, STL-10, MNIST, Fashion-MNIST) into the
     /// download cache (`$SCAN_DATA_CACHE`, default `~/.cache/scan/datasets`) when `data_dir` does not
@@ -367,6 +371,7 @@ pub struct EvalParams {
     /// Neighbours shown per anchor.
     pub nn_neighbors: usize,
     /// Published numbers to show; default: from the test split's dataset name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<Published>,
 }
 

@@ -47,6 +47,15 @@ fn integer_literal_is_accepted_for_floats() {
 }
 
 #[test]
+fn resolved_params_have_no_nulls() {
+    // TOML (pipeline.lock) has no null: an unset optional param is left out.
+    let v = resolve::<IngestParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
+    let v = resolve::<EvalParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
+}
+
+#[test]
 fn new_flags_stay_out_of_resolved_params_when_off() {
     // `download` and `normalize` appear only when set, so pipelines that do not use them keep
     // their resolved params (and keys).
