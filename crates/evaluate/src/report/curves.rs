@@ -118,8 +118,9 @@ pub fn field_label(field: &str) -> String {
 
 /// Group the series of `curves` into panels: the loss terms (fields with `loss` in the name and the
 /// SCAN terms `total`, `consistency`, `entropy`) in one panel, the accuracies and fractions (fields
-/// with `acc` in the name, or ending in `fraction`) in another, every other field alone; in order of
-/// first appearance. Series without points are left out.
+/// with `acc` in the name, or ending in `fraction`) in another, every other field alone. Panels in
+/// the order loss, accuracy, the other fields as they first appear, throughput (`images_per_s`)
+/// last. Series without points are left out.
 pub fn panels(curves: &Curves) -> Vec<Panel<'_>> {
     let mut out: Vec<Panel> = Vec::new();
     let (mut loss, mut acc): (Option<usize>, Option<usize>) = (None, None);
@@ -146,6 +147,14 @@ pub fn panels(curves: &Curves) -> Vec<Panel<'_>> {
             }),
         }
     }
+    // Losses first, then accuracies, the other fields, and throughput last.
+    let rank = |p: &Panel| match p.title.as_str() {
+        "loss" => 0,
+        "accuracy" => 1,
+        "images / s" => 3,
+        _ => 2,
+    };
+    out.sort_by_key(rank);
     out
 }
 
@@ -355,7 +364,7 @@ mod tests {
         assert_eq!(fields, ["loss", "lr", "knn_acc"]);
         assert_eq!(c.series[0].points, vec![(0.0, 3.0), (1.0, 2.0)]);
         let titles: Vec<String> = panels(&c).into_iter().map(|p| p.title).collect();
-        assert_eq!(titles, ["loss", "learning rate", "accuracy"]);
+        assert_eq!(titles, ["loss", "accuracy", "learning rate"]);
         let img = curves_plot(&c, "pretext").unwrap();
         assert_eq!((img.width, img.height), size(3));
         assert_eq!(size(3), (2 * PANEL_W, TITLE_H + 2 * PANEL_H));
