@@ -54,9 +54,9 @@ impl ViewAugment {
                 flip_p: 0.5,
                 normalize,
             })),
-            ViewAugmentation::Simclr => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(
-                size, normalize,
-            ))),
+            ViewAugmentation::Simclr => Ok(ViewAugment::Simclr(
+                crate::augment::SimclrAugment::cifar(size, normalize),
+            )),
             ViewAugmentation::None => Ok(ViewAugment::None(normalize)),
         }
     }

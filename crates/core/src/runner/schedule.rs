@@ -146,20 +146,20 @@ fn run_one(
         return Ok((key, rec.outputs, false, inputs));
     }
     let _lock = ctx.store.lock_key(&key, |holder| {
-        eprintln!(
-            "scan: {}: waiting for key {} being built by another run ({holder})",
+        super::ui::ui().info(&format!(
+            "{}: waiting for key {} being built by another run ({holder})",
             stage.name,
             key.short()
-        );
+        ));
     })?;
     if let Some(rec) = cached(ctx) {
-        eprintln!(
-            "scan: {}: reusing the result the other run built",
+        super::ui::ui().info(&format!(
+            "{}: reusing the result the other run built",
             stage.name
-        );
+        ));
         return Ok((key, rec.outputs, false, inputs));
     }
-    eprintln!("scan: {}: running (key {})", stage.name, key.short());
+    super::ui::ui().info(&format!("{}: running (key {})", stage.name, key.short()));
     let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
     Ok((key, rec.outputs, true, inputs))
 }
@@ -322,14 +322,14 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             let result = match done.result {
                 Ok(built) => {
                     if built.2 {
-                        eprintln!("scan: {name}: done in {:.2}s", done.duration);
+                        super::ui::ui().info(&format!("{name}: done in {:.2}s", done.duration));
                     }
                     outputs.insert(done.index, built.1.clone());
                     Ok(built)
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!("scan: {name}: FAILED: {e}");
+                    super::ui::ui().error(&format!("{name}: FAILED: {e}"));
                     Err(e.to_string())
                 }
             };
@@ -449,17 +449,17 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
     } else {
         format!("{} stages", flat.len())
     };
-    eprintln!(
-        "scan: {what}: {ran} ran, {cached} cached{} in {:.2}s",
+    super::ui::ui().info(&format!(
+        "{what}: {ran} ran, {cached} cached{} in {:.2}s",
         if bad > 0 {
             format!(", {bad} failed or not run")
         } else {
             String::new()
         },
         start.elapsed().as_secs_f64()
-    );
+    ));
     if ran == 0 && bad == 0 {
-        eprintln!("scan: everything is up to date");
+        super::ui::ui().info("everything is up to date");
     }
     Ok(all)
 }
