@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
+use scan_core::progress::ProgressEvent;
 
 use super::ingest::{DatasetKind, Split};
 
@@ -534,13 +535,14 @@ pub fn md5_file(path: &Path) -> Result<(String, u64), DownloadError> {
     Ok((hex, n))
 }
 
-/// Progress lines on stderr (the runner pipes stderr, so plain lines rather than a bar): at most one
-/// every two seconds, and one at the end.
+/// Progress: lines on stderr (the stage log) at most every two seconds and one at the end, and, when
+/// the runner listens, structured events (bytes done of total, MB/s) every 250 ms for its bar.
 struct Progress {
     on: bool,
     name: String,
     start: Instant,
     last: Instant,
+    last_event: Instant,
     first: u64,
     total: Option<u64>,
 }
@@ -566,6 +568,7 @@ impl Progress {
             name: url.rsplit('/').next().unwrap_or(url).to_string(),
             start: now,
             last: now,
+            last_event: now,
             first,
             total,
         }
@@ -594,14 +597,35 @@ impl Progress {
     }
 
     fn update(&mut self, got: u64) {
-        if self.on && self.last.elapsed() >= Duration::from_secs(2) {
+        if !self.on {
+            return;
+        }
+        let reporter = scan_core::progress::reporter();
+        if reporter.active() && self.last_event.elapsed() >= Duration::from_millis(250) {
+            self.last_event = Instant::now();
+            self.event(got, false);
+        }
+        if self.last.elapsed() >= Duration::from_secs(2) {
             self.last = Instant::now();
             eprintln!("{}", self.line(got));
         }
     }
 
+    /// Bytes as a structured progress event for the runner's bar (when a runner listens).
+    fn event(&self, got: u64, end: bool) {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        scan_core::progress::reporter().send(&ProgressEvent {
+            done: got,
+            total: self.total.unwrap_or(got).max(got),
+            metric: Some(("MB/s".into(), mb(got - self.first) / secs)),
+            epoch_end: end,
+            ..ProgressEvent::default()
+        });
+    }
+
     fn done(&self, got: u64) {
         if self.on {
+            self.event(got, true);
             eprintln!("{} — done", self.line(got));
         }
     }
