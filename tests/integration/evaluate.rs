@@ -289,6 +289,39 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
     assert!(md.contains("train.neighbor_acc"));
     assert!(md.contains("class-3"));
 
+    // The charts are drawn, not blank: curve colour in the curves, class names beside the heat
+    // map (dark anti-aliased text in the name band), the matrix cells in their colour scale.
+    let rgb = |name: &str| {
+        image::open(out.join("report").join(name))
+            .unwrap()
+            .to_rgb8()
+    };
+    let curves_img = rgb("curves_pretext.png");
+    let blue = curves_img
+        .pixels()
+        .filter(|p| p.0 == [31, 119, 180])
+        .count();
+    assert!(blue > 500, "curve pixels: {blue}");
+    let conf = rgb("confusion.png");
+    let (x0, y0) = heatmap::origin(4, &f.test.meta.class_names);
+    let dark_names = (0..y0 + 4 * heatmap::cell(4))
+        .flat_map(|y| (0..x0).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            conf.get_pixel(x as u32, y as u32)
+                .0
+                .iter()
+                .all(|&c| c < 100)
+        })
+        .count();
+    assert!(
+        dark_names > 100,
+        "text pixels left of the matrix: {dark_names}"
+    );
+    let cell = conf
+        .get_pixel((x0 + 3) as u32, (y0 + heatmap::cell(4) + 3) as u32)
+        .0;
+    assert!(cell[2] > cell[0], "heat-map cell is not blue: {cell:?}");
+
     // Byte-stable outputs.
     let out2 = ws.join("out2");
     evaluate(&f, &params, &out2);
