@@ -1,6 +1,7 @@
 //! The integration test binary: one module per concern, sharing the temp-workspace fixture.
 mod augment;
 mod common;
+mod download;
 mod evaluate;
 mod ingest;
 mod metrics;

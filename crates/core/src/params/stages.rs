@@ -43,8 +43,10 @@ impl SubsetParams {
     }
 }
 
-/// Params of `ingest`. The raw files come from the stage input `data_dir` only (see the README,
-/// "Data"): the runner hashes whatever directory that is.
+/// Params of `ingest`. The raw files come from the stage input `data_dir` (see the README,
+/// "Datasets"): the runner hashes whatever directory that is. With `download`, an official archive
+/// missing there is fetched into the download cache and used only once its official checksum
+/// matches, so the stage key still determines the bytes read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestParams {
@@ -52,6 +54,12 @@ pub struct IngestParams {
     pub splits: Vec<Split>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetParams>,
+    /// Fetch the official archive of `dataset` (CIFAR, STL-10, MNIST, Fashion-MNIST) into the
+    /// download cache (`$SCAN_DATA_CACHE`, default `~/.cache/scan/datasets`) when `data_dir` does not
+    /// hold the files; the archive's official MD5 is checked before it is read. Left out of the
+    /// resolved params when `false`, so that pipelines not using it keep their keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub download: bool,
 }
 
 impl Default for IngestParams {
@@ -60,6 +68,7 @@ impl Default for IngestParams {
             dataset: DatasetKind::FashionMnist,
             splits: vec![Split::Train, Split::Test],
             subset: None,
+            download: false,
         }
     }
 }
@@ -84,6 +93,11 @@ impl StageParams for IngestParams {
                 ));
             }
         }
+        check(
+            !(self.download && self.dataset == DatasetKind::Folder),
+            "download",
+            "there is nothing to download for dataset `folder`",
+        )?;
         if let Some(sub) = &self.subset {
             for s in [Split::Train, Split::Test, Split::Unlabeled] {
                 let key = format!("subset.{}", s.name());
@@ -184,6 +198,11 @@ pub struct MineParams {
     /// Neighbours per test sample, self excluded.
     pub k_test: usize,
     pub device: Device,
+    /// L2-normalise every row before the search (inner product = cosine similarity), for embeddings
+    /// made elsewhere that are not normalised; `embed`'s own output already is. Left out of the
+    /// resolved params when `false`, so that pipelines not using it keep their keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub normalize: bool,
 }
 
 impl Default for MineParams {
@@ -192,6 +211,7 @@ impl Default for MineParams {
             k_train: 20,
             k_test: 5,
             device: Device::Auto,
+            normalize: false,
         }
     }
 }
