@@ -1,4 +1,4 @@
-//! Errors of the `ingest` stage (issue #4): every message names the offending file or folder.
+//! Errors of the `ingest` stage: every message names the offending file or folder.
 
 use std::path::PathBuf;
 

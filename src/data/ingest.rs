@@ -1,4 +1,4 @@
-//! The `ingest` stage (issue #4, spec §1 data splits): read one of the supported raw datasets and
+//! The `ingest` stage (METHOD.md §2): read one of the supported raw datasets and
 //! write one canonical dataset artifact per split (`train`, `test`, `unlabeled`).
 
 use std::path::{Path, PathBuf};

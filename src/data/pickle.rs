@@ -1,4 +1,4 @@
-//! A minimal, safe pickle reader for the CIFAR "python version" files (issue #4): no Python at run
+//! A minimal, safe pickle reader for the CIFAR "python version" files: no Python at run
 //! time, no code execution. It evaluates the opcodes of protocols 0–5 that plain data uses (dicts,
 //! lists, tuples, ints, floats, str/bytes) into a [`Value`] tree; a call of a global (`REDUCE`,
 //! `NEWOBJ`) becomes an inert [`Value::Object`], except `_codecs.encode(s, 'latin1')` and `bytes()`,

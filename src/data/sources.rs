@@ -1,4 +1,4 @@
-//! Where the raw files of each dataset live (issue #4): the folder layouts searched under each data
+//! Where the raw files of each dataset live: the folder layouts searched under each data
 //! directory, and the message that says which files to put where when they are missing. `ingest`
 //! does not download (README, "Data").
 

@@ -1,4 +1,4 @@
-//! STL-10 binary reader (issue #4): `*_X.bin` holds uint8 images of 3×96×96, each channel plane
+//! STL-10 binary reader: `*_X.bin` holds uint8 images of 3×96×96, each channel plane
 //! stored **column-major** (byte `c·9216 + x·96 + y` is pixel (y, x, c)); `*_y.bin` one label byte
 //! per image, 1..10 (→ 0..9). The X files are streamed (the unlabeled one is 2.7 GB), hashed on the
 //! way, and transposed to HWC.

@@ -1,4 +1,4 @@
-//! The embeddings artifact written by `embed` and read by `mine`, `cluster`, ... (spec section 4).
+//! The embeddings artifact written by `embed` and read by `mine`, `cluster`, ... (METHOD.md §4).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
-//! Integration tests: the batched augmentations (spec §3 SimCLR, §7 strong). `pil` compares every
+//! Integration tests: the batched augmentations (METHOD.md §3 SimCLR, §7 strong). `pil` compares every
 //! op and both pipelines with Python PIL doing the same on fixed images (the reference pipeline's
 //! semantics, oracle in `augment/oracle.py`); `props` checks shapes, ranges, probabilities,
-//! determinism, Cutout geometry and speed. This file holds the shared fixture.
+//! determinism and Cutout geometry. This file holds the shared fixture.
 
 mod pil;
 mod props;

@@ -1,4 +1,4 @@
-//! Integration tests: stage `evaluate` after the prediction (spec sections 8–9), driven through
+//! Integration tests: stage `evaluate` after the prediction (METHOD.md §8–§9), driven through
 //! `scan::evaluate::evaluate_predictions` with synthetic datasets and predictions: the predictions
 //! Parquet read back by pyarrow, the metrics recomputed by scikit-learn, every PNG decoded by the
 //! `image` crate and by Pillow with its expected pixel size, the report's links and published

@@ -1,4 +1,4 @@
-//! Integration tests: the `ingest` stage (issue #4). Every fixture is built here, in the layout the
+//! Integration tests: the `ingest` stage. Every fixture is built here, in the layout the
 //! format documents, with pixel values that encode (n, y, x, c) so that any transposition shows.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Integration tests: the `mine` stage (issue #6) run as the `scan-mine` binary, checked against a
+//! Integration tests: the `mine` stage run as the `scan-mine` binary, checked against a
 //! NumPy float64 brute-force oracle reading the outputs with pyarrow.
 
 use std::path::Path;

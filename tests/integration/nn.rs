@@ -1,5 +1,5 @@
 //! Integration tests: the ResNet-18 weights move between this project and an independent PyTorch
-//! implementation of the reference model (issue 5: `load_state_dict(strict=True)` both ways).
+//! implementation of the reference model (`load_state_dict(strict=True)` both ways).
 
 use crate::common::{run_python, Workspace};
 use scan::nn::{self, Arch, LoadRule, Model, ModelConfig, NormMeta, WeightsMeta};
@@ -150,17 +150,17 @@ fn round_trip(kind: &str, heads: usize, classes: i64) {
 }
 
 #[test]
-fn issue5_simclr_weights_round_trip_through_pytorch() {
+fn simclr_weights_round_trip_through_pytorch() {
     round_trip("simclr", 0, 0);
 }
 
 #[test]
-fn issue5_cluster_weights_round_trip_through_pytorch() {
+fn cluster_weights_round_trip_through_pytorch() {
     round_trip("scan", 2, 5);
 }
 
 #[test]
-fn issue5_missing_backbone_key_is_an_error() {
+fn missing_backbone_key_is_an_error() {
     let ws = Workspace::new();
     let cfg = config(1, 5);
     let model = Model::cluster(cfg.clone(), Device::Cpu);
@@ -183,7 +183,7 @@ fn issue5_missing_backbone_key_is_an_error() {
 }
 
 #[test]
-fn issue5_saved_weights_are_byte_stable() {
+fn saved_weights_are_byte_stable() {
     let ws = Workspace::new();
     tch::manual_seed(1);
     let cfg = config(0, 0);

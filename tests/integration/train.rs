@@ -1,5 +1,5 @@
 //! Integration tests: the training losses against the reference implementation's loss code run by
-//! PyTorch (issue 5: SimCLR; issue 7: SCAN, class-balanced self-labeling).
+//! PyTorch (SimCLR, SCAN, class-balanced self-labeling).
 
 use crate::common::run_python;
 use scan::losses;
@@ -55,7 +55,7 @@ fn to_json(t: &Tensor) -> serde_json::Value {
 }
 
 #[test]
-fn issue5_issue7_losses_match_reference_pytorch_code() {
+fn losses_match_reference_pytorch_code() {
     tch::manual_seed(11);
     let opts = (Kind::Float, Device::Cpu);
     let z = scan::nn::l2_normalize(&Tensor::randn([12, 8], opts));
@@ -102,7 +102,7 @@ fn issue5_issue7_losses_match_reference_pytorch_code() {
 }
 
 #[test]
-fn issue7_class_balanced_identity() {
+fn class_balanced_identity() {
     // Weighted CE with weights n/count_c equals the mean over present classes of each class's mean CE.
     let opts = (Kind::Float, Device::Cpu);
     tch::manual_seed(5);
@@ -127,7 +127,7 @@ fn issue7_class_balanced_identity() {
 }
 
 #[test]
-fn issue7_scan_loss_hand_computed_case() {
+fn scan_loss_hand_computed_case() {
     // Two samples, two clusters, λ = 2: p_a = softmax([0, ln 3]) = (1/4, 3/4), p_n = (1/2, 1/2) for
     // sample 0; sample 1 has p_a = p_n = (1/2, 1/2).
     let a = Tensor::from_slice(&[0.0f32, 3f32.ln(), 0.0, 0.0]).view([2, 2]);
@@ -142,7 +142,7 @@ fn issue7_scan_loss_hand_computed_case() {
 }
 
 #[test]
-fn issue7_no_confident_sample_is_skipped() {
+fn no_confident_sample_is_skipped() {
     let weak = Tensor::zeros([5, 10], (Kind::Float, Device::Cpu));
     assert!(losses::selflabel_loss(&weak, &weak, 0.99).is_none());
 }
@@ -183,7 +183,7 @@ fn ingest_fmnist(dir: &std::path::Path, train: usize, test: usize) -> std::path:
 }
 
 #[test]
-fn issue5_kill_9_during_pretext_then_rerun_resumes() {
+fn kill_9_during_pretext_then_rerun_resumes() {
     let ws = crate::common::Workspace::new();
     let data = ingest_fmnist(ws.path(), 400, 100);
     let work = ws.join("work");
@@ -261,7 +261,7 @@ fn issue5_kill_9_during_pretext_then_rerun_resumes() {
 }
 
 #[test]
-fn issue5_tiny_pretext_beats_random_init_on_neighbour_accuracy() {
+fn tiny_pretext_beats_random_init_on_neighbour_accuracy() {
     let ws = crate::common::Workspace::new();
     let data = ingest_fmnist(ws.path(), 2000, 500);
     let (train, test) = (data.join("train"), data.join("test"));

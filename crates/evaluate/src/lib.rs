@@ -1,4 +1,4 @@
-//! Stage `evaluate` (spec sections 8–9): predict the test split with a SCAN or self-label weights
+//! Stage `evaluate` (METHOD.md §8–§9): predict the test split with a SCAN or self-label weights
 //! artifact, then compute the metrics ([`crate::metrics`]), write the predictions Parquet, the
 //! `metrics.json` and a report directory (`report.md` plus PNGs, [`crate::report`]).
 //!

@@ -1,4 +1,4 @@
-//! The PNGs of the report (spec section 8): confusion matrix, prototypes per cluster, the
+//! The PNGs of the report (METHOD.md §8): confusion matrix, prototypes per cluster, the
 //! nearest-neighbour grid of the train split and one plot per curves input.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! A tiny RGB raster with the drawing the report pictures need (rectangles, lines, nearest-neighbour
 //! upscaled image tiles, text in the public-domain 8×8 bitmap font of the `font8x8` crate) and
-//! deterministic PNG encoding (spec section 8, pictures). No system fonts, no external renderer.
+//! deterministic PNG encoding (METHOD.md §8, pictures). No system fonts, no external renderer.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! Training curves (spec section 8, pictures): the per-epoch records a training stage writes,
+//! Training curves (METHOD.md §8, pictures): the per-epoch records a training stage writes,
 //! `{"stage": NAME, "records": [{"epoch": 0, "loss": 1.2, "lr": 0.4, ...}, ...]}`, parsed into one
 //! series per numeric field other than `epoch` and drawn as a grid of line plots (one panel per
 //! field, two panels per row) against the epoch.

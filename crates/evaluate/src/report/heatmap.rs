@@ -1,4 +1,4 @@
-//! Confusion-matrix heat map (spec section 8): rows = true class, columns = predicted class through
+//! Confusion-matrix heat map (METHOD.md §8): rows = true class, columns = predicted class through
 //! the cluster → class mapping, each cell coloured by its row-normalised value and labelled with it
 //! in percent; class names on both axes.
 

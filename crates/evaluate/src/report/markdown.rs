@@ -1,4 +1,4 @@
-//! The human-readable report (spec sections 8–9): `report.md` with the run's metrics next to the
+//! The human-readable report (METHOD.md §8–§9): `report.md` with the run's metrics next to the
 //! published numbers, per-class accuracy, cluster sizes, the carried-over neighbour accuracy and
 //! links to every picture.
 
@@ -67,7 +67,7 @@ pub fn render_markdown(r: &ReportInput) -> String {
     if let Some(t) = &r.published {
         let _ = writeln!(
             s,
-            "Below this run: published numbers for {} (spec section 9).\n",
+            "Below this run: published numbers for {} (METHOD.md §9.3).\n",
             t.dataset
         );
     }

@@ -1,4 +1,4 @@
-//! Pictures and the human-readable report of the `evaluate` stage (spec sections 8–9): a small
+//! Pictures and the human-readable report of the `evaluate` stage (METHOD.md §8–§9): a small
 //! RGB raster with an 8×8 bitmap font ([`canvas`]), the confusion-matrix heat map ([`heatmap`]),
 //! training curves ([`curves`]), per-cluster prototypes ([`prototypes`]) and image grids
 //! ([`grids`]), the published numbers ([`published`]) and `report.md` ([`markdown`]).
