@@ -4,6 +4,7 @@
 
 mod model;
 mod resnet;
+pub mod torch_file;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
