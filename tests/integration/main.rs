@@ -2,6 +2,7 @@
 mod augment;
 mod common;
 mod evaluate;
+mod fidelity;
 mod ingest;
 mod metrics;
 mod mine;

@@ -118,7 +118,7 @@ fn simclr_params(s: &Sample) -> SimclrParams {
     }
 }
 
-fn params_json(p: &SimclrParams) -> Value {
+pub(super) fn params_json(p: &SimclrParams) -> Value {
     let b = p.crop;
     let jitter = p.jitter.map(|j| {
         json!({"order": j.order, "b": j.brightness, "c": j.contrast, "s": j.saturation, "h": j.hue})
