@@ -4,6 +4,7 @@ mod common;
 mod evaluate;
 mod fidelity;
 mod ingest;
+mod kmeans;
 mod metrics;
 mod mine;
 mod nn;
