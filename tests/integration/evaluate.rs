@@ -15,7 +15,7 @@ use scan::data::{Dataset, DatasetMeta};
 use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 use scan::io::{read_neighbors, write_neighbors, NeighborMeta, Neighbors};
 use scan::nn::Predictions;
-use scan_evaluate::report::{parse_curves, Curves, Published};
+use scan_evaluate::report::{method_label, parse_curves, Comparison, Curves, Published};
 
 use super::common::{bin, run_python, Workspace};
 
@@ -151,6 +151,17 @@ fn evaluate(f: &Fixture, params: &EvalParams, out: &Path) -> Summary {
         neighbors: Some(&f.nb),
         mine_metrics: Some(&f.mine),
         curves: &f.curves,
+        weights_kind: "selflabel".into(),
+        comparisons: vec![(
+            method_label("scan").0,
+            Comparison {
+                label: "SCAN".into(),
+                acc: 0.5,
+                nmi: 0.25,
+                ari: 0.125,
+                top5: None,
+            },
+        )],
     };
     evaluate_predictions(params, &data, out).unwrap()
 }
@@ -278,6 +289,11 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
     assert!(md.contains(&format!("{:.2}", 100.0 * s.metrics.acc)));
     assert!(md.contains("train.neighbor_acc"));
     assert!(md.contains("class-3"));
+    // The compared evaluation (SCAN) sits above this run (self-labeling) in the results table.
+    let scan_row = md.find("| SCAN | 50.00 | 25.00 | 12.50 | – |").expect("SCAN row");
+    let this_row = md.find("| **this run: SCAN + self-labeling** |").expect("this run's row");
+    assert!(scan_row < this_row, "{md}");
+    assert_eq!(metrics["weights_kind"], "selflabel");
 
     // Byte-stable outputs.
     let out2 = ws.join("out2");

@@ -3,6 +3,7 @@ mod augment;
 mod common;
 mod evaluate;
 mod fidelity;
+mod import;
 mod ingest;
 mod kmeans;
 mod metrics;

@@ -252,6 +252,8 @@ fn paper_pipelines_and_default_pipeline_validate() {
         for dir in ["data/cifar10", "data/cifar100", "data/stl10"] {
             std::fs::create_dir_all(ws.join(dir)).expect("mkdir");
         }
+        // The reference checkpoint of pipelines/cifar10-pretrained.toml (a workspace input).
+        ws.write("checkpoints/simclr_cifar-10.pth.tar", "");
         ws.write("pipeline.toml", &text);
         let out = ws
             .scan()

@@ -15,6 +15,6 @@ pub use canvas::{Canvas, CanvasError};
 pub use curves::{curves_plot, parse_curves, Curves, Series};
 pub use grids::{neighbor_rows, pick_anchors, prototype_rows, tile_grid, GridRow, Tile};
 pub use heatmap::confusion_heatmap;
-pub use markdown::{render_markdown, ReportInput};
+pub use markdown::{method_label, render_markdown, Comparison, ReportInput};
 pub use prototypes::{cluster_examples, ClusterExamples};
 pub use published::{Published, PublishedRow, PublishedTable, PublishedTables};
