@@ -1,4 +1,4 @@
-//! Stage `import-weights` (METHOD.md §3.7): a reference PyTorch checkpoint (`.pth.tar`) becomes a
+//! Stage `import-weights` (METHOD.md §3.8): a reference PyTorch checkpoint (`.pth.tar`) becomes a
 //! weights artifact of this project, so that a pipeline can start from the reference's published
 //! pretext or SCAN models instead of training them.
 //!

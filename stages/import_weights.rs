@@ -1,5 +1,5 @@
 //! Stage binary `scan-import-weights`: a reference PyTorch checkpoint in, a weights artifact out
-//! (METHOD.md §3.7; logic in `scan::import`).
+//! (METHOD.md §3.8; logic in `scan::import`).
 fn main() -> std::process::ExitCode {
     scan::stage_main(
         scan_core::builtin::Builtin::ImportWeights,

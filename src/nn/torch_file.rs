@@ -1,4 +1,4 @@
-//! Reading PyTorch `torch.save` files without Python (METHOD.md §3.7): the zip format of PyTorch ≥ 1.6
+//! Reading PyTorch `torch.save` files without Python (METHOD.md §3.8): the zip format of PyTorch ≥ 1.6
 //! (`<name>/data.pkl` plus one stored entry `<name>/data/<key>` per storage) and the legacy format of
 //! older PyTorch, which the reference's published checkpoints use (magic-number pickle, protocol
 //! pickle, system-info pickle, the object pickle, the pickled list of storage keys, then each storage

@@ -1,4 +1,4 @@
-//! Integration tests: stage `import-weights` (METHOD.md §3.7) on checkpoints that PyTorch writes in
+//! Integration tests: stage `import-weights` (METHOD.md §3.8) on checkpoints that PyTorch writes in
 //! every form the reference saves — a plain state_dict, `{'model', 'head'}`, `{'model', 'optimizer',
 //! 'epoch', …}`, with and without DataParallel's `module.` prefix, in the zip format and in the
 //! legacy format of PyTorch < 1.6 (the reference's published files), including tensors that are

@@ -6,6 +6,7 @@ mod fidelity;
 mod import;
 mod ingest;
 mod kmeans;
+mod learning;
 mod metrics;
 mod mine;
 mod nn;

@@ -102,7 +102,7 @@ impl StageParams for IngestParams {
 }
 
 /// Params of `import-weights`: a reference PyTorch checkpoint (`.pth.tar`) turned into a weights
-/// artifact (METHOD.md §3.7).
+/// artifact (METHOD.md §3.8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImportParams {
