@@ -12,7 +12,7 @@ setup:
 	@bash scripts/setup-data.sh
 
 build: setup
-	cargo build --release --bins
+	cargo build --release --workspace --bins
 
 run: build
 	./target/release/scan run
@@ -20,9 +20,9 @@ run: build
 	@echo "metrics: $$(./target/release/scan show evaluate.metrics)"
 
 test: setup
-	cargo build --release --bins
-	cargo test --release
+	cargo build --release --workspace --bins
+	cargo test --release --workspace
 
 lint: setup
-	cargo fmt --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --release --workspace --all-targets -- -D warnings

@@ -52,6 +52,7 @@ fn main() {
     out.push_str(&format!(
         "/// The libtorch version found at build time.\npub const LIBTORCH: &str = {libtorch:?};\n"
     ));
-    let dest = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("identities.rs");
+    let dest =
+        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("identities.rs");
     std::fs::write(&dest, out).unwrap_or_else(|e| panic!("{}: {e}", dest.display()));
 }

@@ -12,10 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use scan::data::{Dataset, DatasetMeta};
-use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 use scan::io::{read_neighbors, write_neighbors, NeighborMeta, Neighbors};
 use scan::nn::Predictions;
 use scan_evaluate::report::{method_label, parse_curves, Comparison, Curves, Published};
+use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 
 use super::common::{bin, run_python, Workspace};
 

@@ -13,4 +13,5 @@ mod nn;
 mod pipeline;
 mod runner;
 mod store;
+mod sweep;
 mod train;

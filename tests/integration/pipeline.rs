@@ -78,11 +78,23 @@ pub fn run_json(dir: &Path, args: &[&str]) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json outcomes");
-    v.as_array()
-        .expect("array")
+    outcomes(&v)
         .iter()
         .filter(|o| o["status"] == "ran")
         .map(|o| o["stage"].as_str().expect("stage").to_string())
+        .collect()
+}
+
+/// The stage outcomes of `scan run --json`: a list of outcomes, or for variants a list of
+/// `{experiment, stages}` (flattened, in order).
+pub fn outcomes(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .flat_map(|o| match o.get("stages") {
+            Some(stages) => stages.as_array().expect("stages").clone(),
+            None => vec![o.clone()],
+        })
         .collect()
 }
 
@@ -272,5 +284,82 @@ fn paper_pipelines_and_default_pipeline_validate() {
             "{}: {v}",
             file.display()
         );
+        // A typo or a wrong type is found at plan time, before anything runs, naming the key.
+        for (set, key) in [
+            ("pretext.epochz=3", "epochz"),
+            ("pretext.lr=\"fast\"", "lr"),
+        ] {
+            let out = ws
+                .scan()
+                .args(["status", "--set", set])
+                .output()
+                .expect("status");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{}: {err}", file.display());
+            assert!(
+                err.contains("pipeline.toml")
+                    && err.contains("stage `pretext`")
+                    && err.contains(&format!("parameter `{key}`")),
+                "{}: {err}",
+                file.display()
+            );
+        }
     }
+}
+
+#[test]
+fn data_dir_is_a_hashed_input_without_fallback() {
+    // No `data_dir` input: the runner reads $SCAN_DATA_DIR and hashes that folder.
+    let ws = Workspace::new();
+    let data = ws.join("fmnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(
+            Path::new("/usr/share/datasets/fashion-mnist").join(f),
+            data.join(f),
+        )
+        .unwrap();
+    }
+    ws.write(
+        "pipeline.toml",
+        "[stages.ingest]\ncmd = [\"scan-ingest\"]\nparams = { subset = { train = 50, test = 20 } }\noutputs = [\"train\", \"test\"]\n",
+    );
+    let scan = |args: &[&str], data: &Path| {
+        ws.scan()
+            .args(args)
+            .env("SCAN_DATA_DIR", data)
+            .output()
+            .expect("scan")
+    };
+    let o = scan(&["run"], &data);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lock = std::fs::read_to_string(ws.join("pipeline.lock")).unwrap();
+    assert!(lock.contains("$SCAN_DATA_DIR"), "{lock}");
+    // A new file in that folder changes the input: ingest is stale, and explain says why.
+    std::fs::write(data.join("README"), "extra").unwrap();
+    let o = scan(&["explain", "ingest"], &data);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("input $SCAN_DATA_DIR") && out.contains("changed"),
+        "{out}"
+    );
+    // A declared data_dir that lacks the files is an error naming it: no silent fallback.
+    let empty = ws.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    ws.write(
+        "pipeline.toml",
+        "[stages.ingest]\ncmd = [\"scan-ingest\"]\ninputs = { data_dir = \"empty\" }\nparams = { subset = { train = 50, test = 20 } }\noutputs = [\"train\", \"test\"]\n",
+    );
+    let o = scan(&["run"], &data);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("raw files not found") && err.contains(&*empty.to_string_lossy()),
+        "{err}"
+    );
 }

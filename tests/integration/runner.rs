@@ -342,7 +342,7 @@ fn invalid_pipelines_exit_2_naming_stage_and_key() {
     invalid(
         &ws,
         "[stages.a]\ncmd = \"sh\"\noutputs = [\"o\"]\n",
-        &["stage `a`", "`cmd` must be an array"],
+        &["stage `a`, key `cmd`", "expected a sequence"],
     );
     invalid(
         &ws,
@@ -367,7 +367,7 @@ fn invalid_pipelines_exit_2_naming_stage_and_key() {
     invalid(
         &ws,
         "[stages.a]\ncmd = [\"sh\"]\noutputs = [\"o\"]\nparams = 3\n",
-        &["stage `a`", "`params` must be a table"],
+        &["stage `a`, key `params`", "expected a map"],
     );
     invalid(
         &ws,
@@ -377,7 +377,7 @@ fn invalid_pipelines_exit_2_naming_stage_and_key() {
     invalid(
         &ws,
         "[stages.a]\ncmd = [\"sh\"]\n",
-        &["stage `a`", "missing required field `outputs`"],
+        &["stage `a`", "missing field `outputs`"],
     );
     invalid(&ws, "[stages.a\n", &["TOML syntax error"]);
     invalid(&ws, "[stagez.a]\n", &["unknown field `stagez`"]);
@@ -484,9 +484,35 @@ open(os.path.join(args["--out"], "o"), "w").write(me)
     ok(&ws, &["run", "--jobs", "2"]);
 }
 
+/// `scan identity` prints each built-in stage's code identity, computed from the source at build
+/// time; the key of a built-in stage carries it (not a hash of whatever binary is found).
+fn identities() -> std::collections::BTreeMap<String, String> {
+    let o = Command::new(crate::common::bin("scan"))
+        .arg("identity")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(b, id)| (b.to_string(), id.trim().to_string()))
+        .collect()
+}
+
 #[test]
-fn builtin_code_identity_is_the_declared_version_not_the_binary() {
-    // A copy of `scan` with a fake `scan-mine` beside it: built-in names resolve next to `scan` first.
+fn builtin_code_identity_comes_from_the_source_not_the_binary() {
+    let ids = identities();
+    for b in [
+        "scan-ingest",
+        "scan-pretext",
+        "scan-embed",
+        "scan-mine",
+        "scan-cluster",
+        "scan-selflabel",
+        "scan-evaluate",
+    ] {
+        assert_eq!(ids.get(b).map(String::len), Some(64), "{b}: {ids:?}");
+    }
     let ws = Workspace::new();
     let bin_dir = ws.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
@@ -494,7 +520,7 @@ fn builtin_code_identity_is_the_declared_version_not_the_binary() {
     std::fs::copy(crate::common::bin("scan"), &scan_copy).unwrap();
     let fake = |marker: &str| {
         let script = format!(
-            "#!/bin/sh\n# {marker}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --out ] && out=$2; shift; done\necho {marker} >> \"$SCAN_TEST_LOG\"\necho same > \"$out/neighbors\"\n"
+            "#!/bin/sh\n# {marker}\nwhile [ $# -gt 0 ]; do [ \"$1\" = --out ] && out=$2; shift; done\necho {marker} $SCAN_CODE_IDENTITY >> \"$SCAN_TEST_LOG\"\necho same > \"$out/neighbors\"\n"
         );
         let p = bin_dir.join("scan-mine");
         std::fs::write(&p, script).unwrap();
@@ -504,7 +530,7 @@ fn builtin_code_identity_is_the_declared_version_not_the_binary() {
     fake("build1");
     ws.write(
         "pipeline.toml",
-        "[stages.mine]\ncmd = [\"scan-mine\"]\nparams = { k = 20 }\noutputs = [\"neighbors\"]\n",
+        "[stages.mine]\ncmd = [\"scan-mine\"]\nparams = { k_train = 20 }\noutputs = [\"neighbors\"]\n",
     );
     let run = || {
         let o = Command::new(&scan_copy)
@@ -517,16 +543,76 @@ fn builtin_code_identity_is_the_declared_version_not_the_binary() {
         assert!(o.status.success(), "{}", text(&o));
     };
     run();
-    assert_eq!(ran(&ws), ["build1"]);
+    // The stage is told the identity its key was computed with.
+    assert_eq!(ran(&ws), [format!("build1 {}", ids["scan-mine"])]);
     let lock = std::fs::read_to_string(ws.join("pipeline.lock")).unwrap();
-    assert!(lock.contains("code = \"builtin:scan-mine@"), "{lock}");
-    // "Rebuilding the project": a different binary with the same declared version reuses the result.
+    assert!(
+        lock.contains(&format!(
+            "code = \"builtin:scan-mine@{}\"",
+            ids["scan-mine"]
+        )),
+        "{lock}"
+    );
+    // Resolved params: the defaults are in the key and in the lock.
+    assert!(lock.contains("k_test = 5"), "{lock}");
+    // Another binary under the same name does not change the key: identity is the source's.
     fake("build2");
     run();
-    assert!(
-        ran(&ws).is_empty(),
-        "a rebuilt stage binary must not invalidate its cache"
+    assert!(ran(&ws).is_empty());
+}
+
+#[test]
+fn a_stage_binary_refuses_a_key_computed_for_other_sources() {
+    let ids = identities();
+    let ws = Workspace::new();
+    let run = |identity: &str| {
+        Command::new(crate::common::bin("scan-mine"))
+            .args(["--out", &ws.join("out").to_string_lossy()])
+            .args(["--params", &ws.join("p.json").to_string_lossy()])
+            .env("SCAN_CODE_IDENTITY", identity)
+            .output()
+            .unwrap()
+    };
+    ws.write("p.json", "{}");
+    let stale = run(&"0".repeat(64));
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
+    let err = String::from_utf8_lossy(&stale.stderr);
+    assert!(err.contains("built from other sources"), "{err}");
+    // With the identity `scan` computed, it gets past the check (and fails on the missing input).
+    let ok = run(&ids["scan-mine"]);
+    let err = String::from_utf8_lossy(&ok.stderr);
+    assert!(!err.contains("built from other sources"), "{err}");
+    assert!(err.contains("missing required input"), "{err}");
+}
+
+#[test]
+fn explain_shows_defaults_as_such() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipeline.toml",
+        "[stages.mine]\ncmd = [\"scan-mine\"]\nparams = { k_train = 7 }\noutputs = [\"neighbors\"]\n",
     );
+    // The lock an older build, whose code default for `k_test` was 9, would have left.
+    ws.write(
+        "pipeline.lock",
+        &format!(
+            "version = 2\n[stages.mine]\nkey = \"{k}\"\ncmd = [\"scan-mine\"]\ncode = \"builtin:scan-mine@{id}\"\nexplicit = [\"k_train\"]\n[stages.mine.params]\ndevice = \"auto\"\nk_test = 9\nk_train = 5\n[stages.mine.outputs]\n",
+            k = "0".repeat(64),
+            id = identities()["scan-mine"]
+        ),
+    );
+    let o = Command::new(crate::common::bin("scan"))
+        .args(["explain", "mine"])
+        .current_dir(ws.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        out.contains("param mine.k_test 9 (default) → 5 (default)"),
+        "{out}"
+    );
+    assert!(out.contains("param mine.k_train 5 → 7"), "{out}");
 }
 
 #[test]

@@ -178,8 +178,14 @@ fn ingest_fmnist(dir: &std::path::Path, train: usize, test: usize) -> std::path:
     let params = format!(
         r#"{{"dataset":"fashion-mnist","subset":{{"train":{train},"test":{test},"mode":"random","seed":1}}}}"#
     );
-    let raw = std::path::Path::new("/usr/share/datasets/fashion-mnist");
-    stage("scan-ingest", &out, &params, &[("data_dir", raw)], None);
+    let data_dir = std::path::Path::new("/usr/share/datasets/fashion-mnist");
+    stage(
+        "scan-ingest",
+        &out,
+        &params,
+        &[("data_dir", data_dir)],
+        None,
+    );
     out
 }
 

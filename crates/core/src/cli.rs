@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::runner::{self, commands, Ctx, RunOptions, RunnerError};
+use crate::exp::table::Format;
+use crate::runner::graph::DagFormat;
+use crate::runner::{self, commands, run_cmd, Ctx, RunOptions, RunnerError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +26,10 @@ pub struct Cli {
     /// Pipeline file; its directory is the workspace.
     #[arg(long, global = true, default_value = runner::PIPELINE_FILE)]
     pub pipeline: PathBuf,
+    /// Address a recorded experiment (a variant of a sweep, see `scan exp show`) instead of the base
+    /// pipeline: `run`, `status`, `explain`, `show` and `export` then act on its stages.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub exp: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,99 +46,278 @@ pub enum Command {
         /// Print the plan (what would run and why) without running anything.
         #[arg(long)]
         dry_run: bool,
-        /// Override a param for this run: STAGE.PARAM[.SUB]=VALUE (VALUE parsed as TOML, else a string).
-        #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
+        /// Override a param for this run: STAGE.PARAM[.SUB]=VALUE (VALUE parsed as TOML, else a
+        /// string). Several values (`=2,5,10`) or an inclusive integer range (`=0..3`) make a sweep:
+        /// the grid of all `--set` values, each point an experiment.
+        #[arg(long = "set", value_name = "STAGE.PARAM=VALUES")]
         sets: Vec<String>,
+        /// Repeat every variant with seeds 0..N-1 (set on the `seed` param of --seed-stages).
+        #[arg(long, value_name = "N")]
+        seeds: Option<u64>,
+        /// Stages whose `seed` param --seeds sets (default: the SCAN and self-labeling stages).
+        #[arg(long, value_delimiter = ',', value_name = "STAGE,...")]
+        seed_stages: Vec<String>,
+        /// Name the variants PREFIX,<varying values> instead of the derived names.
+        #[arg(long, value_name = "PREFIX")]
+        name: Option<String>,
+        /// Run the variants of the pipeline's [sweep] table.
+        #[arg(long)]
+        sweep: bool,
         /// Print per-stage outcomes as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Experiments: compare the recorded runs (`scan exp show`, `scan exp diff A B`).
+    Exp {
+        #[command(subcommand)]
+        command: ExpCommand,
+    },
     /// State of every stage (fresh, stale, pending) and the first reason.
     Status {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Override a param for this command: STAGE.PARAM[.SUB]=VALUE (as for `scan run`).
         #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
         sets: Vec<String>,
+    },
+    /// The pipeline as a graph with each stage's state: text, or Graphviz (`--dot`) / Mermaid
+    /// (`--mermaid`) to render.
+    Dag {
+        /// Graphviz DOT (`scan dag --dot | dot -Tsvg > dag.svg`).
+        #[arg(long, conflicts_with = "mermaid")]
+        dot: bool,
+        /// Mermaid flowchart (renders in GitHub Markdown).
+        #[arg(long)]
+        mermaid: bool,
     },
     /// Every reason STAGE is not up to date, compared with pipeline.lock.
     Explain {
+        /// The stage to explain.
         stage: String,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Override a param for this command: STAGE.PARAM[.SUB]=VALUE (as for `scan run`).
         #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
         sets: Vec<String>,
     },
-    /// Print the store path of a stage output (STAGE.OUTPUT).
-    Show { output: String },
+    /// Print the store path of a stage output (STAGE.OUTPUT), or with `--info STAGE` where and how
+    /// the stage's current result was made (host, device, libtorch, threads, precision, wall time).
+    Show {
+        /// STAGE.OUTPUT (or STAGE with --info).
+        output: String,
+        /// Show the provenance of the stage's current result instead of a path.
+        #[arg(long)]
+        info: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete store entries that neither pipeline.lock nor the last N runs reference.
     Gc {
+        /// Print what would be removed without removing anything.
         #[arg(long)]
         dry_run: bool,
         /// Also keep what the last N runs used.
         #[arg(long, default_value_t = 3)]
         keep_runs: usize,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Re-hash every blob; quarantine corrupt ones (exit 1 if any).
     Verify {
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Write the results of STAGE... (and everything upstream) into one portable file.
     Export {
+        /// The stages to export (their upstream stages come along).
         #[arg(required = true)]
         stages: Vec<String>,
+        /// The file to write.
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
     /// Import a file written by `scan export` (all hashes verified; all or nothing).
     Import {
+        /// A file written by `scan export`.
         file: PathBuf,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Report libtorch version, CUDA/cuDNN, torch threads and the artifact store.
     Doctor,
+    /// Print the code identity of every built-in stage (BLAKE3 of the source compiled into it),
+    /// e.g. to key a CI cache.
+    Identity,
+    /// Print a shell completion script (`scan completions bash > /etc/bash_completion.d/scan`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExpCommand {
+    /// One table: the params that differ × the metrics, grouped over seeds (mean ± std, n).
+    Show {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::exp::table::Format,
+        /// Shorthand for --format json.
+        #[arg(long)]
+        json: bool,
+        /// Shorthand for --format csv.
+        #[arg(long)]
+        csv: bool,
+        /// Shorthand for --format markdown.
+        #[arg(long)]
+        md: bool,
+        /// Sort by a metric column (descending) or `group`.
+        #[arg(long, value_name = "COLUMN")]
+        sort: Option<String>,
+    },
+    /// Two experiments' params and metrics side by side.
+    Diff {
+        /// The first experiment (a name from `scan exp show`).
+        a: String,
+        /// The second experiment.
+        b: String,
+    },
 }
 
 fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
     let store = cli.store.as_deref();
-    let ctx = |sets: &[String]| Ctx::load(&cli.pipeline, store, sets);
+    let exp = cli.exp.as_deref();
+    // The context of the base pipeline or of `--exp NAME`, plus `--set` overrides.
+    let ctx = |sets: &[String]| -> Result<Ctx, RunnerError> {
+        let mut all = match exp {
+            Some(name) => run_cmd::experiment(&cli.pipeline, name)?.sets(),
+            None => Vec::new(),
+        };
+        all.extend(sets.iter().cloned());
+        Ctx::load(&cli.pipeline, store, &all)
+    };
     match &cli.command {
         Command::Run {
             stages,
             jobs,
             dry_run,
             sets,
+            seeds,
+            seed_stages,
+            name,
+            sweep,
             json,
         } => {
-            let ctx = ctx(sets)?;
             let opts = RunOptions {
                 targets: stages.clone(),
                 jobs: *jobs,
                 dry_run: *dry_run,
             };
-            let outcomes = runner::schedule::run(&ctx, &opts)?;
+            let args = run_cmd::SweepArgs {
+                sets: sets.clone(),
+                seeds: *seeds,
+                seed_stages: seed_stages.clone(),
+                name: name.clone(),
+                sweep: *sweep,
+                exp: cli.exp.clone(),
+            };
+            let runs = run_cmd::run(&cli.pipeline, store, &opts, &args)?;
+            let several =
+                runs.len() > 1 || cli.exp.is_some() || runs.iter().any(|(n, _)| n != "base");
             if *json {
-                let text = serde_json::to_string_pretty(&outcomes)
+                let value = if several {
+                    serde_json::to_value(
+                        runs.iter()
+                            .map(|(n, o)| serde_json::json!({"experiment": n, "stages": o}))
+                            .collect::<Vec<_>>(),
+                    )
+                } else {
+                    serde_json::to_value(&runs[0].1)
+                };
+                let text = value
+                    .and_then(|v| serde_json::to_string_pretty(&v))
                     .map_err(|e| RunnerError::Failed(e.to_string()))?;
                 println!("{text}");
             } else if !dry_run {
-                for o in &outcomes {
-                    let key = o.key.as_deref().map(crate::store::short).unwrap_or("-");
-                    println!("{:<14} {:<8} {key}", o.stage, o.status);
+                for (name, outcomes) in &runs {
+                    if several {
+                        println!("== {name}");
+                    }
+                    for o in outcomes {
+                        let key = o.key.as_ref().map(|k| k.short()).unwrap_or("-");
+                        println!("{:<14} {:<8} {key}", o.stage, o.status);
+                    }
                 }
             }
-            let bad = outcomes
+            let bad = runs
                 .iter()
+                .flat_map(|(_, o)| o)
                 .filter(|o| o.status == "failed" || o.status == "not run")
                 .count();
             Ok(if bad > 0 { 1 } else { 0 })
         }
+        Command::Exp { command } => {
+            let base = Ctx::load(&cli.pipeline, store, &[])?;
+            match command {
+                ExpCommand::Show {
+                    format,
+                    json,
+                    csv,
+                    md,
+                    sort,
+                } => {
+                    let format = match (json, csv, md) {
+                        (true, _, _) => Format::Json,
+                        (_, true, _) => Format::Csv,
+                        (_, _, true) => Format::Markdown,
+                        _ => *format,
+                    };
+                    commands::exp_show(&base, format, sort.as_deref())
+                }
+                ExpCommand::Diff { a, b } => commands::exp_diff(&base, a, b),
+            }
+        }
         Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),
+        Command::Dag { dot, mermaid } => {
+            let ctx = ctx(&[])?;
+            let plans = runner::plan::plan(&ctx)?;
+            let format = match (dot, mermaid) {
+                (true, _) => DagFormat::Dot,
+                (_, true) => DagFormat::Mermaid,
+                _ => DagFormat::Text,
+            };
+            print!("{}", runner::graph::render(&ctx.pipeline, &plans, format));
+            Ok(0)
+        }
         Command::Explain { stage, json, sets } => commands::explain(&ctx(sets)?, stage, *json),
-        Command::Show { output } => commands::show(&ctx(&[])?, output),
+        Command::Show {
+            output,
+            info: false,
+            ..
+        } => commands::show(&ctx(&[])?, output),
+        Command::Show {
+            output,
+            info: true,
+            json,
+        } => commands::show_info(&ctx(&[])?, output, *json),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "scan", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Identity => {
+            for b in crate::builtin::Builtin::ALL {
+                println!("{} {}", b.binary(), b.identity());
+            }
+            Ok(0)
+        }
         Command::Gc {
             dry_run,
             keep_runs,
@@ -182,5 +367,33 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every subcommand and every flag says what it does in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{path} {}", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "scan", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod cli;
+pub mod exp;
 pub mod params;
 pub mod runner;
 pub mod stage;

@@ -19,8 +19,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::builtin::Builtin;
-pub use crate::store::Provenance;
 use crate::params::StageParams;
+pub use crate::store::Provenance;
 
 /// Environment variable carrying the code identity the runner computed the key with.
 pub const ENV_CODE_IDENTITY: &str = "SCAN_CODE_IDENTITY";

@@ -14,9 +14,9 @@
 
 mod inputs;
 mod params;
-pub mod report;
 mod pictures;
 mod predictions;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,13 +28,13 @@ pub use params::{EvalInputs, EvalParams};
 pub use pictures::{CONFUSION_PNG, NEIGHBORS_PNG, PROTOTYPES_PNG};
 pub use predictions::{write_predictions, PredictionsError};
 
+use crate::report::{
+    render_markdown, Comparison, Curves, Published, PublishedTables, ReportInput,
+};
 use scan::data::Dataset;
 use scan::io::Neighbors;
 use scan::metrics::{cluster_metrics, ClusterMetrics};
 use scan::nn::Predictions;
-use crate::report::{
-    render_markdown, Comparison, Curves, Published, PublishedTables, ReportInput,
-};
 use scan_core::stage::StageArgs;
 
 /// Output names.

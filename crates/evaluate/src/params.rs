@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use super::inputs::{self, input_role, COMPARE_PREFIX, CURVES_PREFIX};
 use super::EvalError;
-pub use scan_core::params::EvalParams;
 #[cfg(test)]
 use crate::report::Published;
+pub use scan_core::params::EvalParams;
 use scan_core::stage::StageArgs;
 
 /// Input paths of stage `evaluate`.
@@ -59,9 +59,10 @@ mod tests {
             scan_core::stage::parse_params(Path::new("p.json"), r#"{"published": "cifar100-20"}"#)
                 .unwrap();
         assert_eq!(p.published, Some(Published::Cifar100_20));
-        let e = scan_core::stage::parse_params::<EvalParams>(Path::new("p.json"), r#"{"publish": 1}"#)
-            .unwrap_err()
-            .to_string();
+        let e =
+            scan_core::stage::parse_params::<EvalParams>(Path::new("p.json"), r#"{"publish": 1}"#)
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("publish"), "{e}");
         assert!(scan_core::stage::parse_params::<EvalParams>(
             Path::new("p.json"),

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use super::{EvalData, EvalError, EvalParams};
-use scan::metrics::ClusterMetrics;
 use crate::report::{
     cluster_examples, confusion_heatmap, curves_plot, neighbor_rows, pick_anchors, prototype_rows,
     tile_grid, Canvas,
 };
+use scan::metrics::ClusterMetrics;
 
 pub const CONFUSION_PNG: &str = "confusion.png";
 pub const PROTOTYPES_PNG: &str = "prototypes.png";

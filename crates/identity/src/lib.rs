@@ -222,7 +222,11 @@ fn package_files(root: &Path, dir: &str) -> Result<(Vec<PathBuf>, Vec<PathBuf>),
             }
         }
         walk(root, &base.join("src"), &mut files)?;
-        watched = vec![base.join("Cargo.toml"), base.join("build.rs"), base.join("src")];
+        watched = vec![
+            base.join("Cargo.toml"),
+            base.join("build.rs"),
+            base.join("src"),
+        ];
     } else {
         walk(root, &base, &mut files)?;
         watched = vec![base];
@@ -248,11 +252,17 @@ fn resolve_dep<'a>(
     let mut found = lock
         .iter()
         .filter(|p| p.name == name && version.is_none_or(|v| p.version == v));
-    let first = found
-        .next()
-        .ok_or_else(|| invalid(lock_path, format!("dependency `{dep}` has no package entry")))?;
+    let first = found.next().ok_or_else(|| {
+        invalid(
+            lock_path,
+            format!("dependency `{dep}` has no package entry"),
+        )
+    })?;
     if found.next().is_some() {
-        return Err(invalid(lock_path, format!("dependency `{dep}` is ambiguous")));
+        return Err(invalid(
+            lock_path,
+            format!("dependency `{dep}` is ambiguous"),
+        ));
     }
     Ok(first)
 }
@@ -305,7 +315,10 @@ pub fn compute(
                     "crate {} {} {}",
                     pkg.name,
                     pkg.version,
-                    pkg.checksum.as_deref().or(pkg.source.as_deref()).unwrap_or("-")
+                    pkg.checksum
+                        .as_deref()
+                        .or(pkg.source.as_deref())
+                        .unwrap_or("-")
                 )),
             }
             if pkg.name == "torch-sys" {

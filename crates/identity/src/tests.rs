@@ -60,10 +60,17 @@ fn identity_follows_the_closure_only() {
     let w = workspace("1.0.0");
     let base = ids(w.path(), "2.11.0");
     assert_eq!(base.len(), 2);
-    assert_ne!(base["a"], base["b"], "the main file is part of the identity");
+    assert_ne!(
+        base["a"], base["b"],
+        "the main file is part of the identity"
+    );
 
     // A dev-dependency's code is not compiled into the binary.
-    write(w.path(), "tool/src/lib.rs", "pub fn tool() { /* edited */ }");
+    write(
+        w.path(),
+        "tool/src/lib.rs",
+        "pub fn tool() { /* edited */ }",
+    );
     assert_eq!(ids(w.path(), "2.11.0"), base);
 
     // A dependency's code is.
@@ -83,7 +90,11 @@ fn identity_follows_the_closure_only() {
 fn registry_versions_count_and_paths_do_not() {
     let w1 = workspace("1.0.0");
     let w2 = workspace("1.0.0");
-    assert_eq!(ids(w1.path(), "x"), ids(w2.path(), "x"), "same tree elsewhere");
+    assert_eq!(
+        ids(w1.path(), "x"),
+        ids(w2.path(), "x"),
+        "same tree elsewhere"
+    );
     let w3 = workspace("1.0.1");
     assert_ne!(ids(w1.path(), "x")["a"], ids(w3.path(), "x")["a"]);
 }

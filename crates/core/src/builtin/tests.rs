@@ -56,7 +56,12 @@ fn append(path: &Path, text: &str) {
 fn baked_identities_match_the_source() {
     let now = ids(&workspace_root());
     for b in Builtin::ALL {
-        assert_eq!(b.identity(), now[b.binary()], "{} was built from other sources", b.binary());
+        assert_eq!(
+            b.identity(),
+            now[b.binary()],
+            "{} was built from other sources",
+            b.binary()
+        );
     }
 }
 
@@ -73,7 +78,12 @@ fn editing_a_file_in_the_closure_changes_the_identity() {
     append(&t.path().join("crates/core/src/stage.rs"), "\n// edited\n");
     let core_edited = ids(t.path());
     for b in Builtin::ALL {
-        assert_ne!(core_edited[b.binary()], edited[b.binary()], "{}", b.binary());
+        assert_ne!(
+            core_edited[b.binary()],
+            edited[b.binary()],
+            "{}",
+            b.binary()
+        );
     }
 }
 
@@ -81,9 +91,17 @@ fn editing_a_file_in_the_closure_changes_the_identity() {
 fn editing_report_code_keeps_pretext_embed_and_mine() {
     let t = copy_tree();
     let base = ids(t.path());
-    append(&t.path().join("crates/evaluate/src/report/mod.rs"), "\n// a plot fix\n");
+    append(
+        &t.path().join("crates/evaluate/src/report/mod.rs"),
+        "\n// a plot fix\n",
+    );
     let edited = ids(t.path());
-    for b in [Builtin::Ingest, Builtin::Pretext, Builtin::Embed, Builtin::Mine] {
+    for b in [
+        Builtin::Ingest,
+        Builtin::Pretext,
+        Builtin::Embed,
+        Builtin::Mine,
+    ] {
         assert_eq!(edited[b.binary()], base[b.binary()], "{}", b.binary());
     }
     assert_ne!(edited["scan-evaluate"], base["scan-evaluate"]);
@@ -103,7 +121,9 @@ fn a_dependency_version_change_changes_the_identity() {
     let base = ids(t.path());
     let lock = t.path().join("Cargo.lock");
     let text = std::fs::read_to_string(&lock).unwrap();
-    let i = text.find("name = \"rayon\"\nversion = \"").expect("rayon is locked");
+    let i = text
+        .find("name = \"rayon\"\nversion = \"")
+        .expect("rayon is locked");
     let mut edited = text.clone();
     edited.insert_str(i + "name = \"rayon\"\nversion = \"".len(), "9");
     std::fs::write(&lock, edited).unwrap();
@@ -119,7 +139,8 @@ fn every_builtin_is_a_bin_of_its_package() {
         let dir = if b.package() == "scan" {
             root.clone()
         } else {
-            root.join("crates").join(b.package().trim_start_matches("scan-"))
+            root.join("crates")
+                .join(b.package().trim_start_matches("scan-"))
         };
         let manifest: toml::Table =
             toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).unwrap()).unwrap();
@@ -129,7 +150,10 @@ fn every_builtin_is_a_bin_of_its_package() {
             .iter()
             .find(|x| x["name"].as_str() == Some(b.binary()))
             .unwrap_or_else(|| panic!("{} is not a [[bin]] of {}", b.binary(), b.package()));
-        let path = dir.join(bin["path"].as_str().unwrap()).canonicalize().unwrap();
+        let path = dir
+            .join(bin["path"].as_str().unwrap())
+            .canonicalize()
+            .unwrap();
         assert_eq!(path, root.join(b.main_source()).canonicalize().unwrap());
     }
 }

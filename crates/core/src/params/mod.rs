@@ -53,7 +53,11 @@ pub trait StageParams: Serialize + DeserializeOwned + Default {
 pub fn parse<T: StageParams>(value: &Value) -> Result<T, ParamError> {
     let p: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        let key = if key == "." { "(top level)".into() } else { key };
+        let key = if key == "." {
+            "(top level)".into()
+        } else {
+            key
+        };
         ParamError::new(key, e.into_inner().to_string())
     })?;
     p.validate()?;

@@ -24,8 +24,11 @@ fn unit_interval(key: &str, v: f64) -> Result<(), ParamError> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SubsetParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub train: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unlabeled: Option<usize>,
     pub mode: SubsetMode,
     pub seed: u64,
@@ -49,6 +52,7 @@ impl SubsetParams {
 pub struct IngestParams {
     pub dataset: DatasetKind,
     pub splits: Vec<Split>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetParams>,
 }
 
@@ -313,7 +317,11 @@ impl Default for ScanParams {
 /// Checks shared by the strong-augmentation settings of `scan` and `selflabel`.
 fn check_strong(cutout: i64, num_ops: usize) -> Result<(), ParamError> {
     check(cutout >= 0, "cutout", "must be >= 0")?;
-    check(num_ops <= 14, "num_ops", "must be at most 14 (the RandAugment ops)")
+    check(
+        num_ops <= 14,
+        "num_ops",
+        "must be at most 14 (the RandAugment ops)",
+    )
 }
 
 impl StageParams for ScanParams {
@@ -410,6 +418,7 @@ pub struct EvalParams {
     /// Neighbours shown per anchor.
     pub nn_neighbors: usize,
     /// Published numbers to show; default: from the test split's dataset name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<Published>,
 }
 

@@ -45,3 +45,12 @@ fn integer_literal_is_accepted_for_floats() {
         resolve::<ScanParams>(&json!({"entropy_weight": 2.0})).unwrap()
     );
 }
+
+#[test]
+fn resolved_params_have_no_nulls() {
+    // TOML (pipeline.lock) has no null: an unset optional param is left out.
+    let v = resolve::<IngestParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
+    let v = resolve::<EvalParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
+}

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::plan::{self, DirtyReason, State};
 use super::{Ctx, RunnerError};
+use crate::exp::table::{self, Format};
+use crate::exp::ExperimentLog;
 use crate::store::{OutputKind, OutputRef, StageKey, Store};
 
 #[derive(Debug, Serialize)]
@@ -156,6 +158,103 @@ pub fn show(ctx: &Ctx, spec: &str) -> Result<u8, RunnerError> {
         }
     };
     println!("{}", ctx.store.output_path(&o)?.display());
+    Ok(0)
+}
+
+/// `scan show --info STAGE`: where and how the stage's current result was made.
+pub fn show_info(ctx: &Ctx, stage: &str, json: bool) -> Result<u8, RunnerError> {
+    if ctx.pipeline.stage(stage).is_none() {
+        super::schedule::select(ctx, &[stage.to_string()])?;
+    }
+    let plans = plan::plan(ctx)?;
+    let p = plans
+        .iter()
+        .find(|p| p.name == stage)
+        .ok_or_else(|| RunnerError::Usage(format!("no stage `{stage}`")))?;
+    let key = match (&p.key, p.state) {
+        (Some(k), State::Fresh) => k.clone(),
+        _ => {
+            return Err(RunnerError::Failed(format!(
+                "stage `{stage}` is {} (run `scan run {stage}` first)",
+                p.state.as_str()
+            )))
+        }
+    };
+    let rec = ctx
+        .store
+        .read_action(&key)
+        .ok_or_else(|| RunnerError::Failed(format!("no action record for key {key}")))?;
+    if json {
+        print_json(&serde_json::json!({
+            "stage": stage,
+            "key": rec.key,
+            "host": rec.host,
+            "started_at": rec.started_at,
+            "duration_s": rec.duration_s,
+            "provenance": rec.provenance,
+        }))?;
+        return Ok(0);
+    }
+    println!("stage:       {stage}");
+    println!("key:         {key}");
+    println!("host:        {}", rec.host);
+    println!("started at:  {} (unix)", rec.started_at);
+    println!("wall time:   {:.2} s", rec.duration_s);
+    match &rec.provenance {
+        Some(p) => {
+            println!(
+                "device:      {}{}",
+                p.device,
+                p.device_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+            println!("libtorch:    {}", p.libtorch.as_deref().unwrap_or("-"));
+            println!("cuda:        {}", p.cuda.as_deref().unwrap_or("-"));
+            println!("threads:     {}", p.threads);
+            println!("precision:   {}", p.precision.as_deref().unwrap_or("-"));
+        }
+        None => {
+            println!("provenance:  not recorded (not a built-in stage, or built by an older scan)")
+        }
+    }
+    Ok(0)
+}
+
+/// `scan exp show`: every recorded experiment, grouped over seeds.
+pub fn exp_show(ctx: &Ctx, format: Format, sort: Option<&str>) -> Result<u8, RunnerError> {
+    let path = crate::exp::log_path(&ctx.pipeline.path);
+    let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
+    if log.experiments.is_empty() {
+        eprintln!(
+            "scan: no experiments recorded yet in {} (`scan run` records them)",
+            path.display()
+        );
+    }
+    let rows = table::rows(&log, &ctx.store);
+    let mut groups = table::groups(&rows);
+    if let Some(col) = sort {
+        let known =
+            col == "group" || col == "name" || groups.iter().any(|g| g.metrics.contains_key(col));
+        if !known {
+            return Err(RunnerError::Usage(format!("--sort {col}: no such column")));
+        }
+    }
+    table::sort_groups(&mut groups, sort);
+    print!("{}", table::render(&groups, &rows, format));
+    Ok(0)
+}
+
+/// `scan exp diff A B`.
+pub fn exp_diff(ctx: &Ctx, a: &str, b: &str) -> Result<u8, RunnerError> {
+    let path = crate::exp::log_path(&ctx.pipeline.path);
+    let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
+    let find = |n: &str| {
+        log.find(n, &path)
+            .map_err(|e| RunnerError::Usage(e.to_string()))
+    };
+    print!("{}", table::diff(find(a)?, find(b)?, &ctx.store));
     Ok(0)
 }
 

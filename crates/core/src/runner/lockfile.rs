@@ -34,12 +34,13 @@ pub struct LockEntry {
     pub code: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub code_files: BTreeMap<String, Digest>,
+    /// Dotted keys of the params written in the pipeline file or `--set` (the rest are defaults).
+    /// (Before `params`: TOML emits plain values before tables.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit: Option<Vec<String>>,
     /// Resolved params (defaults included).
     #[serde(default)]
     pub params: Value,
-    /// Dotted keys of the params written in the pipeline file or `--set` (the rest are defaults).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub explicit: Option<Vec<String>>,
     #[serde(default)]
     pub inputs: BTreeMap<String, LockInput>,
     pub outputs: BTreeMap<String, OutputRef>,
@@ -127,14 +128,17 @@ impl LockFile {
     }
 
     /// Canonical TOML text.
-    pub fn to_text(&self) -> String {
-        let body = toml::to_string(self).unwrap_or_default();
-        format!("{HEADER}{body}")
+    pub fn to_text(&self) -> Result<String, toml::ser::Error> {
+        let body = toml::to_string(self)?;
+        Ok(format!("{HEADER}{body}"))
     }
 
     /// Write atomically if the content differs from what is on disk.
     pub fn write_if_changed(&self, path: &Path) -> Result<bool, LockFileError> {
-        let text = self.to_text();
+        let text = self.to_text().map_err(|e| LockFileError::Parse {
+            path: path.into(),
+            message: format!("cannot serialise: {e}"),
+        })?;
         if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
             return Ok(false);
         }
@@ -176,10 +180,10 @@ mod tests {
                 )]),
             },
         );
-        let text = lock.to_text();
+        let text = lock.to_text().unwrap();
         let back: LockFile = toml::from_str(&text).unwrap();
         assert_eq!(back, lock);
-        assert_eq!(back.to_text(), text);
+        assert_eq!(back.to_text().unwrap(), text);
         assert!(text.contains("lr = 0.5"), "{text}");
     }
 }

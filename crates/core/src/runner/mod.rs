@@ -9,13 +9,16 @@
 pub mod commands;
 mod dag;
 pub mod exec;
+pub mod graph;
 pub mod key;
 pub mod lockfile;
 pub mod params;
 pub mod pipeline;
 mod pipeline_error;
 pub mod plan;
+pub mod run_cmd;
 pub mod schedule;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 

@@ -82,7 +82,7 @@ pub fn apply_sets(p: &mut Pipeline, sets: &[String]) -> Result<(), RunnerError> 
             .find(|s| s.name == stage_name)
             .ok_or_else(|| usage(&format!("no stage `{stage_name}` (stages: {known})")))?;
         let mut value = parse_set_value(raw.trim());
-        let mut cur = &mut stage.params;
+        let mut cur = &mut stage.written;
         for (i, key) in path.iter().enumerate() {
             let obj = cur
                 .as_object_mut()
@@ -103,7 +103,7 @@ pub fn apply_sets(p: &mut Pipeline, sets: &[String]) -> Result<(), RunnerError> 
                 .entry(key.to_string())
                 .or_insert_with(|| Value::Object(Default::default()));
         }
-        stage.params = crate::store::canon::sorted(&stage.params);
+        stage.written = crate::store::canon::sorted(&stage.written);
     }
     Ok(())
 }

@@ -89,6 +89,8 @@ pub struct Pipeline {
     pub workspace: PathBuf,
     pub name: Option<String>,
     pub stages: Vec<Stage>,
+    /// The `[sweep]` table, if any.
+    pub sweep: Option<super::sweep::SweepFile>,
 }
 
 impl Pipeline {
@@ -126,6 +128,8 @@ pub struct PipelineFile {
     pub pipeline: PipelineMeta,
     #[serde(default)]
     pub stages: BTreeMap<String, StageFile>,
+    /// Variants run by `scan run --sweep`.
+    pub sweep: Option<super::sweep::SweepFile>,
 }
 
 /// `[pipeline]`.
@@ -162,7 +166,8 @@ pub fn valid_output_name(name: &str) -> bool {
 }
 
 /// Parse and validate pipeline text; `path` is used in messages, `workspace` to resolve paths.
-/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`).
+/// Params are checked against the built-in schemas by [`resolve_params`] (after `--set`, which
+/// edits [`Stage::written`]).
 pub fn parse(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Box<PipelineError>> {
     parse_inner(path, workspace, text).map_err(Box::new)
 }
@@ -193,7 +198,10 @@ fn read_schema(path: &Path, text: &str) -> Result<PipelineFile, PipelineError> {
 
 /// `stages.a.cmd` → "stage `a`, key `cmd`".
 fn describe_path(at: &str) -> String {
-    let parts: Vec<&str> = at.split('.').filter(|p| !p.is_empty() && *p != "?").collect();
+    let parts: Vec<&str> = at
+        .split('.')
+        .filter(|p| !p.is_empty() && *p != "?")
+        .collect();
     match parts.as_slice() {
         ["stages", stage] => format!("stage `{stage}`"),
         ["stages", stage, key @ ..] => format!("stage `{stage}`, key `{}`", key.join(".")),
@@ -224,15 +232,16 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         if s.cmd.first().is_none_or(|c| c.is_empty()) {
             return Err(invalid(format!("{ctx}: `cmd` must name a program")));
         }
-        let params = toml_to_json(&toml::Value::Table(s.params.clone())).map_err(|(key, found)| {
-            PipelineError::WrongType {
-                path: path_buf.clone(),
-                context: ctx.clone(),
-                key: format!("params.{key}"),
-                expected: "a finite number, string, boolean, array or table",
-                found,
-            }
-        })?;
+        let params =
+            toml_to_json(&toml::Value::Table(s.params.clone())).map_err(|(key, found)| {
+                PipelineError::WrongType {
+                    path: path_buf.clone(),
+                    context: ctx.clone(),
+                    key: format!("params.{key}"),
+                    expected: "a finite number, string, boolean, array or table",
+                    found,
+                }
+            })?;
         let mut outputs: Vec<String> = Vec::new();
         for o in &s.outputs {
             if !valid_output_name(o) {
@@ -327,6 +336,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         workspace: workspace.to_path_buf(),
         name: file.pipeline.name,
         stages,
+        sweep: file.sweep,
     })
 }
 
@@ -335,21 +345,24 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
 pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
     for stage in &mut p.stages {
         let Some(builtin) = stage.builtin else {
+            stage.params = crate::store::canon::sorted(&stage.written);
             continue;
         };
-        stage.params = builtin
-            .resolve_params(&stage.written)
-            .map_err(|e| PipelineError::Param {
-                path: p.path.clone(),
-                stage: stage.name.clone(),
-                key: e.key,
-                message: e.message,
-            })?;
+        stage.params =
+            builtin
+                .resolve_params(&stage.written)
+                .map_err(|e| PipelineError::Param {
+                    path: p.path.clone(),
+                    stage: stage.name.clone(),
+                    key: e.key,
+                    message: e.message,
+                })?;
         if builtin == Builtin::Ingest && !stage.inputs.contains_key("data_dir") {
-            let source = default_data_dir(&stage.params).ok_or_else(|| PipelineError::NoDataDir {
-                path: p.path.clone(),
-                stage: stage.name.clone(),
-            })?;
+            let source =
+                default_data_dir(&stage.params).ok_or_else(|| PipelineError::NoDataDir {
+                    path: p.path.clone(),
+                    stage: stage.name.clone(),
+                })?;
             stage.inputs.insert("data_dir".into(), source);
         }
     }
@@ -441,7 +454,11 @@ outputs = ["out", "report"]
         assert_eq!(pl.stages[0].params["epochs"], 3);
         assert_eq!(pl.stages[0].params["momentum"], 0.9, "defaults filled in");
         assert_eq!(pl.stages[0].written, serde_json::json!({"epochs": 3}));
-        for (params, key) in [("epochz = 3", "epochz"), ("lr = \"fast\"", "lr"), ("lr = -1.0", "lr")] {
+        for (params, key) in [
+            ("epochz = 3", "epochz"),
+            ("lr = \"fast\"", "lr"),
+            ("lr = -1.0", "lr"),
+        ] {
             let msg = run(params).unwrap_err().to_string();
             assert!(msg.contains("pipeline.toml"), "{msg}");
             assert!(msg.contains("stage `pretext`"), "{msg}");

@@ -15,7 +15,9 @@ use super::key::{self, KeyManifest, Resolved};
 use super::lockfile::{LockEntry, LockFile};
 use super::pipeline::Stage;
 use super::plan::{self, State};
+use super::sweep::Variant;
 use super::{Ctx, RunnerError};
+use crate::exp::{Experiment, ExperimentLog, StageRun};
 use crate::store::gc::RunLogEntry;
 use crate::store::{short, OutputRef, StageKey};
 
@@ -162,23 +164,118 @@ fn run_one(
     Ok((key, rec.outputs, true, inputs))
 }
 
+/// One pipeline of a run: the base pipeline, or a variant of it.
+pub struct Unit<'a> {
+    pub ctx: &'a Ctx,
+    /// `None` for the base pipeline (whose results go to `pipeline.lock`).
+    pub variant: Option<Variant>,
+}
+
+/// A stage to run once for every unit that needs it (equal stages of several variants merge).
+struct Node {
+    /// The first unit and stage index that needs it (whose `Stage` and `Resolved` are used).
+    unit: usize,
+    stage: usize,
+    /// Upstream nodes by stage name.
+    deps: BTreeMap<String, usize>,
+    /// Every (unit, stage index) this node stands for.
+    members: Vec<(usize, usize)>,
+}
+
+/// What makes two stages of two variants the same work: cmd, code, resolved params, declared outputs,
+/// workspace inputs by path and stage inputs by the upstream node they read.
+fn fingerprint(stage: &Stage, resolved: &Resolved, upstream: &BTreeMap<String, usize>) -> String {
+    let inputs: BTreeMap<&String, String> = stage
+        .inputs
+        .iter()
+        .map(|(n, src)| {
+            let v = match src {
+                super::pipeline::InputSource::Stage { stage, output } => {
+                    format!(
+                        "node:{}.{output}",
+                        upstream.get(stage).copied().unwrap_or(usize::MAX)
+                    )
+                }
+                super::pipeline::InputSource::Path { resolved, .. } => {
+                    format!("path:{}", resolved.display())
+                }
+            };
+            (n, v)
+        })
+        .collect();
+    crate::store::canonical_json(&serde_json::json!({
+        "name": stage.name,
+        "cmd": stage.cmd,
+        "code": resolved.code,
+        "code_files": resolved.code_files,
+        "params": stage.params,
+        "outputs": stage.outputs,
+        "inputs": inputs,
+    }))
+}
+
 /// Run the selected stages; returns per-stage outcomes (errors only for setup problems).
 pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerError> {
-    let selected = select(ctx, &opts.targets)?;
     if opts.dry_run {
-        return dry_run(ctx, &selected);
+        return dry_run(ctx, &select(ctx, &opts.targets)?);
     }
-    let stages: Vec<&Stage> = selected.iter().map(|&i| &ctx.pipeline.stages[i]).collect();
-    let resolved = plan::resolve_all(ctx, &stages)?;
-    let _store_lock = ctx.store.lock_store(false, |holder| {
+    let mut all = run_many(&[Unit { ctx, variant: None }], opts)?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// Run several variants of one pipeline together: stages that are the same work in several variants
+/// (a sweep over SCAN params shares pretext, embed and mine) run once, the rest in parallel with
+/// `-j`. Returns the outcomes per unit. The base unit updates `pipeline.lock`; every unit is recorded
+/// as an experiment.
+pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcome>>, RunnerError> {
+    let Some(first) = units.first() else {
+        return Ok(Vec::new());
+    };
+    let mut selected: Vec<Vec<usize>> = Vec::new();
+    let mut resolved: Vec<BTreeMap<String, Resolved>> = Vec::new();
+    for u in units {
+        let sel = select(u.ctx, &opts.targets)?;
+        let stages: Vec<&Stage> = sel.iter().map(|&i| &u.ctx.pipeline.stages[i]).collect();
+        resolved.push(plan::resolve_all(u.ctx, &stages)?);
+        selected.push(sel);
+    }
+    // Merge equal work across units (stages are in topological order within each unit).
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut by_fp: BTreeMap<String, usize> = BTreeMap::new();
+    let mut node_of: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for (u, unit) in units.iter().enumerate() {
+        for &i in &selected[u] {
+            let stage = &unit.ctx.pipeline.stages[i];
+            let deps: BTreeMap<String, usize> = stage
+                .deps()
+                .into_iter()
+                .filter_map(|d| {
+                    let di = unit.ctx.pipeline.index(d)?;
+                    node_of.get(&(u, di)).map(|&n| (d.to_string(), n))
+                })
+                .collect();
+            let fp = fingerprint(stage, &resolved[u][&stage.name], &deps);
+            let n = *by_fp.entry(fp).or_insert_with(|| {
+                nodes.push(Node {
+                    unit: u,
+                    stage: i,
+                    deps,
+                    members: Vec::new(),
+                });
+                nodes.len() - 1
+            });
+            nodes[n].members.push((u, i));
+            node_of.insert((u, i), n);
+        }
+    }
+    let store = &first.ctx.store;
+    let _store_lock = store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
     })?;
     let jobs = opts.jobs.max(1);
-    let n = ctx.pipeline.stages.len();
-    let mut outcomes: Vec<Option<StageOutcome>> = vec![None; n];
-    let mut upstream: BTreeMap<String, BTreeMap<String, OutputRef>> = BTreeMap::new();
-    let mut lock_entries: BTreeMap<String, LockEntry> = BTreeMap::new();
-    let mut started = vec![false; n];
+    let mut results: Vec<Option<(Result<Built, String>, f64)>> = vec![None; nodes.len()];
+    let mut outputs: BTreeMap<usize, BTreeMap<String, OutputRef>> = BTreeMap::new();
+    let mut started = vec![false; nodes.len()];
     let mut failed = false;
     let start = Instant::now();
     std::thread::scope(|sc| {
@@ -186,28 +283,29 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
         let mut running = 0usize;
         loop {
             if !failed {
-                for &i in &selected {
+                for (n, node) in nodes.iter().enumerate() {
                     if running >= jobs {
                         break;
                     }
-                    let stage = &ctx.pipeline.stages[i];
-                    if started[i] || !stage.deps().iter().all(|d| upstream.contains_key(*d)) {
+                    if started[n] || !node.deps.values().all(|d| outputs.contains_key(d)) {
                         continue;
                     }
-                    started[i] = true;
+                    started[n] = true;
                     running += 1;
                     let tx = tx.clone();
-                    let ups: BTreeMap<String, BTreeMap<String, OutputRef>> = stage
-                        .deps()
-                        .into_iter()
-                        .filter_map(|d| upstream.get(d).map(|o| (d.to_string(), o.clone())))
+                    let ups: BTreeMap<String, BTreeMap<String, OutputRef>> = node
+                        .deps
+                        .iter()
+                        .map(|(name, d)| (name.clone(), outputs[d].clone()))
                         .collect();
-                    let res = &resolved[&stage.name];
+                    let ctx = units[node.unit].ctx;
+                    let stage = &ctx.pipeline.stages[node.stage];
+                    let res = &resolved[node.unit][&stage.name];
                     sc.spawn(move || {
                         let t = Instant::now();
                         let result = run_one(ctx, stage, res, &ups);
                         let _ = tx.send(Done {
-                            index: i,
+                            index: n,
                             result,
                             duration: t.elapsed().as_secs_f64(),
                         });
@@ -219,59 +317,140 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
             }
             let Ok(done) = rx.recv() else { break };
             running -= 1;
-            let stage = &ctx.pipeline.stages[done.index];
-            let outcome = match done.result {
-                Ok((key, outputs, ran, inputs)) => {
-                    if ran {
-                        eprintln!("scan: {}: done in {:.2}s", stage.name, done.duration);
+            let node = &nodes[done.index];
+            let name = &units[node.unit].ctx.pipeline.stages[node.stage].name;
+            let result = match done.result {
+                Ok(built) => {
+                    if built.2 {
+                        eprintln!("scan: {name}: done in {:.2}s", done.duration);
                     }
-                    lock_entries.insert(
-                        stage.name.clone(),
-                        LockEntry::new(stage, &resolved[&stage.name], &key, &inputs, &outputs),
-                    );
-                    upstream.insert(stage.name.clone(), outputs);
-                    StageOutcome {
-                        stage: stage.name.clone(),
-                        status: if ran { "ran" } else { "cached" },
-                        key: Some(key),
-                        duration_s: done.duration,
-                        message: None,
-                    }
+                    outputs.insert(done.index, built.1.clone());
+                    Ok(built)
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!("scan: {}: FAILED: {e}", stage.name);
-                    StageOutcome {
+                    eprintln!("scan: {name}: FAILED: {e}");
+                    Err(e.to_string())
+                }
+            };
+            results[done.index] = Some((result, done.duration));
+        }
+    });
+    let mut all = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        let ctx = unit.ctx;
+        let mut lock_entries: BTreeMap<String, LockEntry> = BTreeMap::new();
+        let mut exp_stages = BTreeMap::new();
+        let outcomes: Vec<StageOutcome> = selected[u]
+            .iter()
+            .map(|&i| {
+                let stage = &ctx.pipeline.stages[i];
+                let n = node_of[&(u, i)];
+                match &results[n] {
+                    Some((Ok((key, outs, ran, inputs)), duration)) => {
+                        let res = &resolved[u][&stage.name];
+                        lock_entries.insert(
+                            stage.name.clone(),
+                            LockEntry::new(stage, res, key, inputs, outs),
+                        );
+                        let built_in = ctx
+                            .store
+                            .read_action(key)
+                            .map(|r| r.duration_s)
+                            .unwrap_or(*duration);
+                        exp_stages.insert(
+                            stage.name.clone(),
+                            StageRun {
+                                key: key.clone(),
+                                outputs: outs.clone(),
+                                builtin: stage.builtin.map(|b| b.binary().to_string()),
+                                ran: *ran && nodes[n].members[0] == (u, i),
+                                duration_s: built_in,
+                            },
+                        );
+                        StageOutcome {
+                            stage: stage.name.clone(),
+                            status: if *ran && nodes[n].members[0] == (u, i) {
+                                "ran"
+                            } else {
+                                "cached"
+                            },
+                            key: Some(key.clone()),
+                            duration_s: *duration,
+                            message: None,
+                        }
+                    }
+                    Some((Err(e), duration)) => StageOutcome {
                         stage: stage.name.clone(),
                         status: "failed",
                         key: None,
-                        duration_s: done.duration,
-                        message: Some(e.to_string()),
-                    }
+                        duration_s: *duration,
+                        message: Some(e.clone()),
+                    },
+                    None => StageOutcome {
+                        stage: stage.name.clone(),
+                        status: "not run",
+                        key: None,
+                        duration_s: 0.0,
+                        message: Some("an upstream stage failed".into()),
+                    },
                 }
-            };
-            outcomes[done.index] = Some(outcome);
-        }
-    });
-    let result: Vec<StageOutcome> = selected
-        .iter()
-        .map(|&i| {
-            outcomes[i].take().unwrap_or_else(|| StageOutcome {
-                stage: ctx.pipeline.stages[i].name.clone(),
-                status: "not run",
-                key: None,
-                duration_s: 0.0,
-                message: Some("an upstream stage failed".into()),
             })
-        })
-        .collect();
-    finish(ctx, lock_entries, &result)?;
-    let ran = result.iter().filter(|o| o.status == "ran").count();
-    let cached = result.iter().filter(|o| o.status == "cached").count();
-    let bad = result.len() - ran - cached;
+            .collect();
+        let complete = outcomes.len() == ctx.pipeline.stages.len()
+            && outcomes
+                .iter()
+                .all(|o| o.status == "ran" || o.status == "cached");
+        let record = |variant: Option<&Variant>| Experiment {
+            name: variant
+                .map(|v| v.name.clone())
+                .unwrap_or_else(|| "base".into()),
+            group: variant
+                .map(|v| v.group.clone())
+                .unwrap_or_else(|| "base".into()),
+            seed: variant.and_then(|v| v.seed),
+            overrides: variant.map(|v| v.overrides.clone()).unwrap_or_default(),
+            stages: exp_stages.clone(),
+            finished_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            complete,
+        };
+        let lock_entries = if unit.variant.is_none() {
+            lock_entries
+        } else {
+            BTreeMap::new()
+        };
+        finish(ctx, lock_entries, &outcomes)?;
+        if !exp_stages.is_empty() {
+            ExperimentLog::upsert(
+                &crate::exp::log_path(&ctx.pipeline.path),
+                &ctx.store,
+                vec![record(unit.variant.as_ref())],
+            )
+            .map_err(|e| RunnerError::Failed(e.to_string()))?;
+        }
+        all.push(outcomes);
+    }
+    let flat: Vec<&StageOutcome> = all.iter().flatten().collect();
+    let ran = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| matches!(&results[*n], Some((Ok(b), _)) if b.2))
+        .count();
+    let cached = flat.iter().filter(|o| o.status == "cached").count();
+    let bad = flat
+        .iter()
+        .filter(|o| o.status == "failed" || o.status == "not run")
+        .count();
+    let what = if units.len() > 1 {
+        format!("{} variants, {} stages", units.len(), flat.len())
+    } else {
+        format!("{} stages", flat.len())
+    };
     eprintln!(
-        "scan: {} stages: {ran} ran, {cached} cached{} in {:.2}s",
-        result.len(),
+        "scan: {what}: {ran} ran, {cached} cached{} in {:.2}s",
         if bad > 0 {
             format!(", {bad} failed or not run")
         } else {
@@ -282,7 +461,7 @@ pub fn run(ctx: &Ctx, opts: &RunOptions) -> Result<Vec<StageOutcome>, RunnerErro
     if ran == 0 && bad == 0 {
         eprintln!("scan: everything is up to date");
     }
-    Ok(result)
+    Ok(all)
 }
 
 /// Update pipeline.lock (under a lock file), the stat cache and the run log.

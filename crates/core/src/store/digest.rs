@@ -42,7 +42,9 @@ impl TryFrom<String> for Digest {
         if is_hash(&s) {
             Ok(Digest(s))
         } else {
-            Err(format!("`{s}` is not a BLAKE3 digest (64 lowercase hex digits)"))
+            Err(format!(
+                "`{s}` is not a BLAKE3 digest (64 lowercase hex digits)"
+            ))
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Published numbers to compare with (METHOD.md §9.3), per dataset.
 
-
 pub use scan_core::params::Published;
 
 /// One published result; each value is text as published (percent), `–` where not reported.

@@ -151,7 +151,10 @@ impl fmt::Display for DirtyReason {
                 new.short()
             ),
             InputMoved { name, old, new } => {
-                write!(f, "input `{name}` now reads {new} (was {old}; same content)")
+                write!(
+                    f,
+                    "input `{name}` now reads {new} (was {old}; same content)"
+                )
             }
             InputMayChange { source, upstream } => write!(
                 f,
@@ -196,10 +199,10 @@ pub(super) fn param_reasons(stage: &Stage, entry: &LockEntry) -> Vec<DirtyReason
     };
     // Locks written before explicit keys were recorded say nothing about defaults.
     let old_default = |k: &str| {
-        entry.explicit.as_ref().is_some_and(|e| {
-            !e.iter()
-                .any(|w| w == k || k.starts_with(&format!("{w}.")))
-        })
+        entry
+            .explicit
+            .as_ref()
+            .is_some_and(|e| !e.iter().any(|w| w == k || k.starts_with(&format!("{w}."))))
     };
     let q = |k: &str| format!("{}.{k}", stage.name);
     let mut out = Vec::new();

@@ -1,0 +1,163 @@
+//! Sweeps and experiments on the tiny Fashion-MNIST pipeline: a grid × seeds runs the shared stages
+//! once, records one experiment per variant without touching `pipeline.lock`, and `scan exp show`
+//! aggregates the per-run metrics (checked here from the metrics files themselves).
+
+use std::collections::BTreeMap;
+
+use crate::common::Workspace;
+use crate::pipeline::{outcomes, TINY_PIPELINE};
+
+fn scan(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    ws.scan().args(args).output().expect("spawn scan")
+}
+
+fn ok(ws: &Workspace, args: &[&str]) -> String {
+    let o = scan(ws, args);
+    assert!(
+        o.status.success(),
+        "scan {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn grid_times_seeds_shares_upstream_and_aggregates() {
+    let ws = Workspace::new();
+    ws.write("pipeline.toml", TINY_PIPELINE);
+    ok(&ws, &["run"]);
+    let lock_before = std::fs::read(ws.join("pipeline.lock")).unwrap();
+    // A fresh store for the sweep, so that every shared stage has to run (once).
+    std::fs::remove_dir_all(ws.join("artifacts")).unwrap();
+    let out = ok(
+        &ws,
+        &[
+            "run",
+            "--set",
+            "scan.entropy_weight=2,5",
+            "--seeds",
+            "3",
+            "-j",
+            "2",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6, "{v}");
+    let mut ran: BTreeMap<String, usize> = BTreeMap::new();
+    for o in outcomes(&v) {
+        if o["status"] == "ran" {
+            *ran.entry(o["stage"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let expect: BTreeMap<String, usize> = [
+        ("ingest", 1),
+        ("pretext", 1),
+        ("embed", 1),
+        ("mine", 1),
+        ("scan", 6),
+        ("selflabel", 6),
+        ("evaluate", 6),
+    ]
+    .into_iter()
+    .map(|(s, n)| (s.to_string(), n))
+    .collect();
+    assert_eq!(ran, expect);
+    // Every stage run once is also in the stage logs once: one action record per key.
+    let actions = std::fs::read_dir(ws.join("artifacts/actions"))
+        .unwrap()
+        .count();
+    assert_eq!(actions, 4 + 3 * 6);
+    assert_eq!(
+        std::fs::read(ws.join("pipeline.lock")).unwrap(),
+        lock_before,
+        "a sweep never rewrites pipeline.lock"
+    );
+
+    let table: serde_json::Value =
+        serde_json::from_str(&ok(&ws, &["exp", "show", "--json"])).unwrap();
+    let exps = table["experiments"].as_array().unwrap();
+    let names: Vec<&str> = exps
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .filter(|n| *n != "base")
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    let groups: Vec<&serde_json::Value> = table["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["group"] != "base")
+        .collect();
+    assert_eq!(groups.len(), 2);
+    for g in groups {
+        // Independently: read each member's metrics file through `scan show --exp`.
+        let accs: Vec<f64> = g["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let path = ok(
+                    &ws,
+                    &["--exp", m.as_str().unwrap(), "show", "evaluate.metrics"],
+                );
+                let text = std::fs::read_to_string(path.trim()).unwrap();
+                let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+                m["acc"].as_f64().unwrap()
+            })
+            .collect();
+        assert_eq!(accs.len(), 3);
+        let mean = accs.iter().sum::<f64>() / 3.0;
+        let std = (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        let s = &g["metrics"]["evaluate.acc"];
+        assert_eq!(s["n"], 3);
+        assert!(
+            (s["mean"].as_f64().unwrap() - mean).abs() < 1e-12,
+            "{s} vs {mean}"
+        );
+        assert!(
+            (s["std"].as_f64().unwrap() - std).abs() < 1e-12,
+            "{s} vs {std}"
+        );
+        assert!(g["params"]["scan.entropy_weight"].is_string(), "{g}");
+    }
+
+    // Variants are addressable by name; an unknown name is a clear error.
+    let first = names[0];
+    let pack = ws.join("v.scanpack");
+    ok(
+        &ws,
+        &[
+            "--exp",
+            first,
+            "export",
+            "scan",
+            "-o",
+            &pack.to_string_lossy(),
+        ],
+    );
+    assert!(pack.is_file());
+    let o = scan(&ws, &["--exp", "no-such-exp", "show", "scan.weights"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no experiment `no-such-exp`") && err.contains(first),
+        "{err}"
+    );
+    // Rerunning a variant runs nothing.
+    let out = ok(&ws, &["--exp", first, "run", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(outcomes(&v).iter().all(|o| o["status"] == "cached"), "{v}");
+    // The table in the other formats.
+    let md = ok(&ws, &["exp", "show", "--md", "--sort", "evaluate.acc"]);
+    assert!(md.contains("| group |") && md.contains("±"), "{md}");
+    let csv = ok(&ws, &["exp", "show", "--csv"]);
+    assert!(csv.starts_with("group,"), "{csv}");
+    let diff = ok(&ws, &["exp", "diff", names[0], names[5]]);
+    assert!(
+        diff.contains("scan.entropy_weight") && diff.contains("evaluate.acc"),
+        "{diff}"
+    );
+}
