@@ -156,7 +156,9 @@ pub fn model_config(
     };
     if kind == ImportKind::Simclr {
         let fc2 = dims(imported, "contrastive_head.2.weight")?;
-        config.proj_dim = *fc2.first().context("`contrastive_head.2.weight` is a scalar")? as i64;
+        config.proj_dim = *fc2
+            .first()
+            .context("`contrastive_head.2.weight` is a scalar")? as i64;
     } else {
         let heads = (0..)
             .take_while(|h| {
@@ -274,8 +276,7 @@ pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
             config.num_heads
         );
     }
-    let (mean, std) =
-        crate::data::norm_stats(p.dataset.name(), config.in_channels as usize);
+    let (mean, std) = crate::data::norm_stats(p.dataset.name(), config.in_channels as usize);
     let meta = WeightsMeta {
         format_version: nn::weights::FORMAT_VERSION,
         kind: match kind {
@@ -285,7 +286,11 @@ pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
         }
         .into(),
         model: config.clone(),
-        best_head: if kind == ImportKind::Simclr { 0 } else { best_head },
+        best_head: if kind == ImportKind::Simclr {
+            0
+        } else {
+            best_head
+        },
         normalize: NormMeta { mean, std },
         dataset: p.dataset.name().into(),
         num_batches_tracked: nbt.unwrap_or(0),

@@ -96,13 +96,16 @@ pub fn assign(x: &[f32], dim: usize, centers: &[f64]) -> Vec<(usize, f64)> {
                 .chunks(dim)
                 .enumerate()
                 .map(|(j, c)| (j, sq_dist(row, c)))
-                .fold((0, f64::INFINITY), |best, cur| {
-                    if cur.1 < best.1 {
-                        cur
-                    } else {
-                        best
-                    }
-                })
+                .fold(
+                    (0, f64::INFINITY),
+                    |best, cur| {
+                        if cur.1 < best.1 {
+                            cur
+                        } else {
+                            best
+                        }
+                    },
+                )
         })
         .collect()
 }
@@ -151,10 +154,13 @@ pub fn kmeans_plusplus(
                 let pot: f64 = d.iter().sum();
                 (c, d, pot)
             })
-            .fold(None, |best: Option<(usize, Vec<f64>, f64)>, cur| match best {
-                Some(b) if b.2 <= cur.2 => Some(b),
-                _ => Some(cur),
-            })
+            .fold(
+                None,
+                |best: Option<(usize, Vec<f64>, f64)>, cur| match best {
+                    Some(b) if b.2 <= cur.2 => Some(b),
+                    _ => Some(cur),
+                },
+            )
             .expect("at least two candidates");
         centers.extend(row(best).iter().map(|&v| f64::from(v)));
         closest = best_dist;
@@ -255,7 +261,7 @@ pub fn kmeans(x: &[f32], dim: usize, opts: &KmeansOptions) -> Result<KmeansFit, 
     if k == 0 {
         return Err(KmeansError::NoClusters);
     }
-    if dim == 0 || x.len() % dim != 0 {
+    if dim == 0 || !x.len().is_multiple_of(dim) {
         return Err(KmeansError::Shape {
             len: x.len(),
             n: x.len() / dim.max(1),

@@ -22,8 +22,8 @@ use crate::io::{read_embeddings, write_neighbors, Embeddings, NeighborMeta, Neig
 use crate::knn::{self, CpuOptions, Isa, KnnResult};
 use crate::stage::StageArgs;
 
-pub use scan_core::params::MineParams;
 use scan_core::params::Device;
+pub use scan_core::params::MineParams;
 
 /// Where the search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,10 @@ pub fn provenance() -> Provenance {
 }
 
 /// Run `run` under the stage protocol and record the provenance on success.
-pub fn stage_main(builtin: Builtin, run: impl FnOnce(&StageArgs) -> anyhow::Result<()>) -> ExitCode {
+pub fn stage_main(
+    builtin: Builtin,
+    run: impl FnOnce(&StageArgs) -> anyhow::Result<()>,
+) -> ExitCode {
     scan_core::stage::stage_main(builtin, |args| {
         run(args)?;
         provenance().record()?;

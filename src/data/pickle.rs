@@ -386,7 +386,9 @@ pub fn parse_prefix(bytes: &[u8]) -> Result<(Value, usize), String> {
             }
             b'P' => {
                 let pid = r.line()?.to_string();
-                stack.push(Value::Persistent(Box::new(Value::Str(Rc::from(pid.as_str())))));
+                stack.push(Value::Persistent(Box::new(Value::Str(Rc::from(
+                    pid.as_str(),
+                )))));
             }
             b'0' => {
                 pop!();
@@ -466,7 +468,9 @@ mod tests {
         // OrderedDict() with one entry whose value is a persistent id, then a BUILD of `_metadata`;
         // then PyTorch's legacy magic number as a 10-byte LONG1.
         let mut p = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00w".to_vec();
-        p.extend_from_slice(b"(X\x07\x00\x00\x00storageX\x01\x00\x00\x000tQs}X\x09\x00\x00\x00_metadata");
+        p.extend_from_slice(
+            b"(X\x07\x00\x00\x00storageX\x01\x00\x00\x000tQs}X\x09\x00\x00\x00_metadata",
+        );
         p.extend_from_slice(b"}sb.");
         let (v, used) = parse_prefix(&p).unwrap();
         assert_eq!(used, p.len());

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use super::ingest::{DatasetKind, Split};
 use super::raw::{locate, plain_or_gz, Need};
 
-
 /// The file format of a layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -298,7 +298,9 @@ impl TorchFile {
                 .filter(|(n, _)| n.ends_with("/data.pkl") && n.matches('/').count() == 1)
                 .min_by(|a, b| a.0.cmp(b.0))
                 .map(|(n, r)| (n.clone(), *r))
-                .ok_or_else(|| err("zip file without `<name>/data.pkl`: not a torch.save file".into()))?;
+                .ok_or_else(|| {
+                    err("zip file without `<name>/data.pkl`: not a torch.save file".into())
+                })?;
             let prefix = pkl.trim_end_matches("data.pkl").to_string();
             if let Some(&(a, b)) = entries.get(&format!("{prefix}byteorder")) {
                 if &bytes[a..b] != b"little" {
@@ -308,8 +310,8 @@ impl TorchFile {
                     )));
                 }
             }
-            let root = pickle::parse(&bytes[range.0..range.1])
-                .map_err(|m| err(format!("{pkl}: {m}")))?;
+            let root =
+                pickle::parse(&bytes[range.0..range.1]).map_err(|m| err(format!("{pkl}: {m}")))?;
             Ok(TorchFile {
                 path: path.to_path_buf(),
                 bytes,
@@ -319,18 +321,22 @@ impl TorchFile {
         } else if bytes.starts_with(LEGACY_MAGIC) {
             let mut at = LEGACY_MAGIC.len();
             let mut next = |what: &str| -> Result<Value, TorchFileError> {
-                let (v, used) = pickle::parse_prefix(&bytes[at..])
-                    .map_err(|m| err(format!("{what}: {m}")))?;
+                let (v, used) =
+                    pickle::parse_prefix(&bytes[at..]).map_err(|m| err(format!("{what}: {m}")))?;
                 at += used;
                 Ok(v)
             };
             let protocol = next("protocol version")?;
             if protocol != Value::Int(1001) {
-                return Err(err(format!("legacy protocol version {protocol:?} (expected 1001)")));
+                return Err(err(format!(
+                    "legacy protocol version {protocol:?} (expected 1001)"
+                )));
             }
             let info = next("system info")?;
             if info.get("little_endian") == Some(&Value::Bool(false)) {
-                return Err(err("big-endian checkpoint (only little-endian is supported)".into()));
+                return Err(err(
+                    "big-endian checkpoint (only little-endian is supported)".into(),
+                ));
             }
             let root = next("saved object")?;
             let keys = next("storage keys")?;
@@ -342,7 +348,9 @@ impl TorchFile {
             let dtypes: HashMap<String, DType> = ids.into_iter().collect();
             let mut ranges = HashMap::new();
             for k in &keys {
-                let key = k.text().ok_or_else(|| err("a storage key is not a string".into()))?;
+                let key = k
+                    .text()
+                    .ok_or_else(|| err("a storage key is not a string".into()))?;
                 let dtype = dtypes
                     .get(&key)
                     .ok_or_else(|| err(format!("storage `{key}` is not used by the object")))?;
@@ -411,7 +419,9 @@ impl TorchFile {
         let shape = usize_list(size, "size")?;
         let stride = usize_list(stride, "stride")?;
         if shape.len() != stride.len() {
-            return Err(format!("size {shape:?} and stride {stride:?} differ in length"));
+            return Err(format!(
+                "size {shape:?} and stride {stride:?} differ in length"
+            ));
         }
         let data = self.storage_bytes(&key)?;
         let es = dtype.size();
@@ -467,7 +477,10 @@ mod tests {
         let p = dir.path().join("x.pth.tar");
         std::fs::write(&p, b"hello").unwrap();
         let e = TorchFile::open(&p).err().unwrap().to_string();
-        assert!(e.contains("x.pth.tar") && e.contains("not a PyTorch checkpoint"), "{e}");
+        assert!(
+            e.contains("x.pth.tar") && e.contains("not a PyTorch checkpoint"),
+            "{e}"
+        );
         std::fs::write(&p, b"PK\x03\x04 truncated").unwrap();
         let e = TorchFile::open(&p).err().unwrap().to_string();
         assert!(e.contains("zip"), "{e}");

@@ -54,9 +54,9 @@ impl ViewAugment {
                 flip_p: 0.5,
                 normalize,
             })),
-            ViewAugmentation::Simclr => Ok(ViewAugment::Simclr(crate::augment::SimclrAugment::cifar(
-                size, normalize,
-            ))),
+            ViewAugmentation::Simclr => Ok(ViewAugment::Simclr(
+                crate::augment::SimclrAugment::cifar(size, normalize),
+            )),
             ViewAugmentation::None => Ok(ViewAugment::None(normalize)),
         }
     }
@@ -165,7 +165,9 @@ fn restore(model: &mut Model, state: &[(String, Tensor)]) -> Result<(), TrainErr
     }
     for (name, t) in state {
         let v = vars.get_mut(name).ok_or_else(|| {
-            TrainError::Invalid(format!("the selected snapshot has unknown variable `{name}`"))
+            TrainError::Invalid(format!(
+                "the selected snapshot has unknown variable `{name}`"
+            ))
         })?;
         v.f_copy_(t)?;
     }

@@ -158,7 +158,10 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
             );
         }
         common::end_epoch(progress, rec, &mut curves);
-        let extra = ema.as_ref().map(Ema::checkpoint_tensors).unwrap_or_default();
+        let extra = ema
+            .as_ref()
+            .map(Ema::checkpoint_tensors)
+            .unwrap_or_default();
         common::save_epoch(&model, &opt, epoch, &curves, extra, serde_json::Value::Null)?;
     }
     let meta = WeightsMeta {
@@ -251,7 +254,10 @@ impl Ema {
                 .get(&format!("ema.{name}"))
                 .ok_or_else(|| format!("the EMA shadow of `{name}` is missing"))?;
             if s.size() != t.size() {
-                return Err(format!("the EMA shadow of `{name}` has shape {:?}", s.size()));
+                return Err(format!(
+                    "the EMA shadow of `{name}` has shape {:?}",
+                    s.size()
+                ));
             }
             *t = s.to_device(t.device()).copy();
         }

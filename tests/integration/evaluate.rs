@@ -290,8 +290,12 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
     assert!(md.contains("train.neighbor_acc"));
     assert!(md.contains("class-3"));
     // The compared evaluation (SCAN) sits above this run (self-labeling) in the results table.
-    let scan_row = md.find("| SCAN | 50.00 | 25.00 | 12.50 | – |").expect("SCAN row");
-    let this_row = md.find("| **this run: SCAN + self-labeling** |").expect("this run's row");
+    let scan_row = md
+        .find("| SCAN | 50.00 | 25.00 | 12.50 | – |")
+        .expect("SCAN row");
+    let this_row = md
+        .find("| **this run: SCAN + self-labeling** |")
+        .expect("this run's row");
     assert!(scan_row < this_row, "{md}");
     assert_eq!(metrics["weights_kind"], "selflabel");
 

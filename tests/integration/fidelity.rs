@@ -93,7 +93,9 @@ fn sgd_and_adam_match_torch_optim_step_by_step() {
     // Weight decay 0.1 (large, so that coupled and decoupled decay differ visibly); the SGD learning
     // rate follows a cosine-like schedule, Adam's is changed between steps as well.
     let wd = 0.1;
-    let lrs_sgd: Vec<f64> = (0..30).map(|s| 0.05 * (1.0 + (s as f64 / 9.5).cos()) / 2.0 + 1e-3).collect();
+    let lrs_sgd: Vec<f64> = (0..30)
+        .map(|s| 0.05 * (1.0 + (s as f64 / 9.5).cos()) / 2.0 + 1e-3)
+        .collect();
     let lrs_adam: Vec<f64> = (0..30).map(|s| if s < 15 { 1e-2 } else { 3e-3 }).collect();
     let cfg = serde_json::json!({"wd": wd, "lrs_sgd": lrs_sgd, "lrs_adam": lrs_adam});
     let out: serde_json::Value = serde_json::from_str(
@@ -109,7 +111,12 @@ fn sgd_and_adam_match_torch_optim_step_by_step() {
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|v| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32))
+            .flat_map(|v| {
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+            })
             .collect()
     };
     let run = |kind: OptimKind, lrs: &[f64]| -> Vec<f32> {
@@ -117,7 +124,10 @@ fn sgd_and_adam_match_torch_optim_step_by_step() {
         let b = p2.copy().set_requires_grad(true);
         let mut opt = Optimizer::new(
             kind,
-            vec![("p1".into(), a.shallow_clone()), ("p2".into(), b.shallow_clone())],
+            vec![
+                ("p1".into(), a.shallow_clone()),
+                ("p2".into(), b.shallow_clone()),
+            ],
         );
         for &lr in lrs {
             opt.zero_grad();
@@ -142,14 +152,23 @@ fn sgd_and_adam_match_torch_optim_step_by_step() {
         },
         &lrs_adam,
     );
-    let (d_sgd, d_adam) = (max_diff(&sgd, &theirs("sgd")), max_diff(&adam, &theirs("adam")));
+    let (d_sgd, d_adam) = (
+        max_diff(&sgd, &theirs("sgd")),
+        max_diff(&adam, &theirs("adam")),
+    );
     let d_adamw = max_diff(&adam, &theirs("adamw"));
     eprintln!("30 steps: SGD max |Δ| {d_sgd:e}, Adam {d_adam:e} (AdamW differs by {d_adamw:e})");
     // Measured: SGD 1.2e-7, Adam 1.2e-7 (one float32 ulp of the update order); AdamW 9.1e-2.
     assert!(d_sgd < 2e-6, "SGD differs from torch.optim.SGD by {d_sgd}");
-    assert!(d_adam < 2e-6, "Adam differs from torch.optim.Adam by {d_adam}");
+    assert!(
+        d_adam < 2e-6,
+        "Adam differs from torch.optim.Adam by {d_adam}"
+    );
     // The coupled L2 is really coupled: decoupled decay (AdamW) lands elsewhere.
-    assert!(d_adamw > 1e-4, "Adam is indistinguishable from AdamW ({d_adamw})");
+    assert!(
+        d_adamw > 1e-4,
+        "Adam is indistinguishable from AdamW ({d_adamw})"
+    );
 }
 
 fn tiny_config(heads: usize, classes: i64) -> ModelConfig {
@@ -224,7 +243,10 @@ fn scan_steps_against_reference(head_only: bool) -> (f32, f64) {
     let mut xs = Vec::new();
     for s in 0..steps {
         xs.push((format!("a{s}"), Tensor::randn([8, 3, 16, 16], opts)));
-        xs.push((format!("n{s}"), Tensor::randn([8, 3, 16, 16], opts) * 0.5 + 0.2));
+        xs.push((
+            format!("n{s}"),
+            Tensor::randn([8, 3, 16, 16], opts) * 0.5 + 0.2,
+        ));
     }
     let xs_path = ws.join("xs.safetensors");
     write_st(&xs_path, &xs);
@@ -278,7 +300,9 @@ fn scan_steps_against_reference(head_only: bool) -> (f32, f64) {
     let initial = read_st(&w0);
     let mut weight_diff = 0f32;
     for (name, var) in model.vs.variables() {
-        let t = theirs.get(&name).unwrap_or_else(|| panic!("{name} missing"));
+        let t = theirs
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         weight_diff = weight_diff.max(max_diff(&values(&var), &values(t)));
         if head_only && name.starts_with("backbone.") {
             assert!(
@@ -291,7 +315,10 @@ fn scan_steps_against_reference(head_only: bool) -> (f32, f64) {
         .into_iter()
         .chain((!head_only).then_some("backbone.layer2.0.conv1.weight"))
     {
-        assert!(!initial[name].equal(&model.vs.variables()[name]), "{name} did not train");
+        assert!(
+            !initial[name].equal(&model.vs.variables()[name]),
+            "{name} did not train"
+        );
     }
     (weight_diff, loss_diff)
 }
@@ -339,7 +366,13 @@ fn selection_loss_and_best_head_match_reference_scan_evaluate() {
         .collect();
     // Neighbour table: self at column 0, then k − 1 others (the mined test neighbours' layout).
     let others = Tensor::randint(n, [n, k - 1], (Kind::Int64, Device::Cpu));
-    let nb = Tensor::cat(&[Tensor::arange(n, (Kind::Int64, Device::Cpu)).view([n, 1]), others], 1);
+    let nb = Tensor::cat(
+        &[
+            Tensor::arange(n, (Kind::Int64, Device::Cpu)).view([n, 1]),
+            others,
+        ],
+        1,
+    );
     let path = ws.join("sel.safetensors");
     let mut st: Vec<(String, Tensor)> = heads
         .iter()
@@ -371,7 +404,10 @@ fn selection_loss_and_best_head_match_reference_scan_evaluate() {
     let (best, _) = scan::train::cluster::select_head(&totals).expect("finite");
     eprintln!("selection losses {totals:?}: max |Δ| {worst:e}, best head {best}");
     // Measured: 2.4e-7 (float32 sums over 360 pairs).
-    assert!(worst < 2e-6, "selection loss differs from scan_evaluate by {worst}");
+    assert!(
+        worst < 2e-6,
+        "selection loss differs from scan_evaluate by {worst}"
+    );
     assert_eq!(best as u64, out["best"].as_u64().unwrap(), "{totals:?}");
     // The heads are far enough apart that the choice is not a rounding accident.
     let mut sorted = totals.clone();
@@ -407,8 +443,12 @@ fn ema_parameters_match_the_reference_and_buffers_follow_the_model() {
     tch::manual_seed(17);
     let cfg = tiny_config(1, 5);
     let mut model = Model::cluster(cfg.clone(), Device::Cpu);
-    nn::weights::save(&model, &meta("selflabel", cfg.clone()), &ws.join("state0.safetensors"))
-        .expect("save");
+    nn::weights::save(
+        &model,
+        &meta("selflabel", cfg.clone()),
+        &ws.join("state0.safetensors"),
+    )
+    .expect("save");
     let mut ema = scan::train::selflabel::Ema::new(&model, 0.9);
     let steps = 3;
     // Each step's new state: every variable (parameters and BN buffers) moved by seeded noise.
@@ -429,8 +469,12 @@ fn ema_parameters_match_the_reference_and_buffers_follow_the_model() {
                 v.copy_(&new);
             }
         }
-        nn::weights::save(&next, &meta("selflabel", cfg.clone()), &ws.join(&format!("state{t}.safetensors")))
-            .expect("save");
+        nn::weights::save(
+            &next,
+            &meta("selflabel", cfg.clone()),
+            &ws.join(&format!("state{t}.safetensors")),
+        )
+        .expect("save");
         states.push(next);
     }
     let mut ours = Vec::new();
@@ -465,9 +509,18 @@ fn ema_parameters_match_the_reference_and_buffers_follow_the_model() {
             if name.contains("running_") {
                 // METHOD.md §10: our shadow copies the model's current buffers; the reference's
                 // shadow keeps the buffers it was created with and loads them back every step.
-                assert!(v.equal(&now[name]), "{name}: not the model's current buffer");
-                assert!(theirs[name].equal(&initial[name]), "{name}: reference buffer moved");
-                assert!(!v.equal(&theirs[name]), "{name}: the documented difference vanished");
+                assert!(
+                    v.equal(&now[name]),
+                    "{name}: not the model's current buffer"
+                );
+                assert!(
+                    theirs[name].equal(&initial[name]),
+                    "{name}: reference buffer moved"
+                );
+                assert!(
+                    !v.equal(&theirs[name]),
+                    "{name}: the documented difference vanished"
+                );
             } else {
                 worst = worst.max(max_diff(&values(v), &values(&theirs[name])));
             }
@@ -475,5 +528,8 @@ fn ema_parameters_match_the_reference_and_buffers_follow_the_model() {
     }
     eprintln!("EMA over {steps} steps: parameters max |Δ| {worst:e}");
     // Measured: 0 (the same float32 operations in the same order).
-    assert!(worst <= 1e-6, "EMA parameters differ from the reference by {worst}");
+    assert!(
+        worst <= 1e-6,
+        "EMA parameters differ from the reference by {worst}"
+    );
 }

@@ -86,7 +86,10 @@ fn import(ws: &Workspace, name: &str, params: &str) -> (bool, String) {
         .env_remove("SCAN_WORK_DIR")
         .output()
         .expect("spawn");
-    (o.status.success(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 /// Name → (dtype, shape, bytes) of a safetensors file.
@@ -124,14 +127,32 @@ fn every_reference_checkpoint_form_imports_bit_for_bit() {
     // (checkpoint, params, expected kind, heads, best head)
     let cases = [
         ("simclr_plain_zip", r#"{}"#, "simclr", 0, 0),
-        ("simclr_plain_legacy", r#"{"kind":"simclr"}"#, "simclr", 0, 0),
+        (
+            "simclr_plain_legacy",
+            r#"{"kind":"simclr"}"#,
+            "simclr",
+            0,
+            0,
+        ),
         ("simclr_training_zip", r#"{}"#, "simclr", 0, 0),
         ("simclr_module_legacy", r#"{}"#, "simclr", 0, 0),
         ("simclr_strided_zip", r#"{}"#, "simclr", 0, 0),
-        ("simclr_strided_legacy", r#"{"arch":"stl","dataset":"stl10"}"#, "simclr", 0, 0),
+        (
+            "simclr_strided_legacy",
+            r#"{"arch":"stl","dataset":"stl10"}"#,
+            "simclr",
+            0,
+            0,
+        ),
         ("scan_head_zip", r#"{}"#, "scan", 3, 2),
         ("scan_training_legacy", r#"{}"#, "scan", 3, 1),
-        ("selflabel_plain_zip", r#"{"dataset":"cifar100-20"}"#, "selflabel", 1, 0),
+        (
+            "selflabel_plain_zip",
+            r#"{"dataset":"cifar100-20"}"#,
+            "selflabel",
+            1,
+            0,
+        ),
     ];
     for (name, params, kind, heads, best) in cases {
         let (ok, err) = import(&ws, name, params);
@@ -192,11 +213,23 @@ fn broken_checkpoints_are_errors_naming_the_tensor() {
         &[ws.path().to_str().unwrap()],
     );
     for (name, params, needle) in [
-        ("missing", "{}", "missing `backbone.layer2.1.bn2.running_var`"),
-        ("misshaped", "{}", "`contrastive_head.2.bias` has shape [17]"),
+        (
+            "missing",
+            "{}",
+            "missing `backbone.layer2.1.bn2.running_var`",
+        ),
+        (
+            "misshaped",
+            "{}",
+            "`contrastive_head.2.bias` has shape [17]",
+        ),
         ("unexpected", "{}", "unexpected `extra.weight`"),
         // A SimCLR checkpoint read as a clustering model.
-        ("simclr_plain_zip", r#"{"kind":"scan"}"#, "cluster_head.0.weight"),
+        (
+            "simclr_plain_zip",
+            r#"{"kind":"scan"}"#,
+            "cluster_head.0.weight",
+        ),
     ] {
         let (ok, err) = import(&ws, name, params);
         assert!(!ok, "{name} imported");

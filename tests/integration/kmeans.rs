@@ -48,8 +48,10 @@ print(json.dumps(res))
 const SEEDS: u64 = 6;
 
 fn fit(path: &std::path::Path, k: usize, seed: u64) -> (f64, f64) {
-    let st: std::collections::BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(path).unwrap().into_iter().collect();
+    let st: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect();
     let x = &st["x"];
     let dim = x.size()[1] as usize;
     let data = Vec::<f32>::try_from(&x.contiguous().view([-1])).unwrap();
@@ -69,9 +71,14 @@ fn fit(path: &std::path::Path, k: usize, seed: u64) -> (f64, f64) {
 #[test]
 fn kmeans_matches_scikit_learn_on_blobs_and_fashion_mnist_pixels() {
     let ws = Workspace::new();
-    let sk: serde_json::Value =
-        serde_json::from_str(run_python(SKLEARN_PY, &[ws.path().to_str().unwrap(), &SEEDS.to_string()]).trim())
-            .expect("json");
+    let sk: serde_json::Value = serde_json::from_str(
+        run_python(
+            SKLEARN_PY,
+            &[ws.path().to_str().unwrap(), &SEEDS.to_string()],
+        )
+        .trim(),
+    )
+    .expect("json");
     let runs = |name: &str, key: &str| -> Vec<f64> {
         sk[name][key]
             .as_array()
@@ -85,7 +92,10 @@ fn kmeans_matches_scikit_learn_on_blobs_and_fashion_mnist_pixels() {
     let (inertia, acc) = fit(&ws.join("blobs.safetensors"), 5, 0);
     let (si, sa) = (runs("blobs", "inertia")[0], runs("blobs", "acc")[0]);
     eprintln!("blobs: inertia ours {inertia:.6e} scikit-learn {si:.6e}; ACC ours {acc:.4} scikit-learn {sa:.4}");
-    assert!((inertia - si).abs() / si < 1e-9, "blobs: inertia {inertia} vs {si}");
+    assert!(
+        (inertia - si).abs() / si < 1e-9,
+        "blobs: inertia {inertia} vs {si}"
+    );
     assert_eq!(acc, sa, "blobs: ACC");
     // Fashion-MNIST pixels: neighbouring local optima of nearly equal inertia but different ACC, so
     // the seeded runs of both are compared as samples: the mean inertia within 0.3 % and the mean
@@ -95,13 +105,21 @@ fn kmeans_matches_scikit_learn_on_blobs_and_fashion_mnist_pixels() {
         .collect();
     let (oi, oa): (Vec<f64>, Vec<f64>) = ours.into_iter().unzip();
     let (si, sa) = (runs("fmnist", "inertia"), runs("fmnist", "acc"));
-    let (di, da) = ((mean(&oi) - mean(&si)).abs() / mean(&si), (mean(&oa) - mean(&sa)).abs());
+    let (di, da) = (
+        (mean(&oi) - mean(&si)).abs() / mean(&si),
+        (mean(&oa) - mean(&sa)).abs(),
+    );
     eprintln!(
         "fmnist, {SEEDS} seeds each: inertia ours {oi:.1?} scikit-learn {si:.1?} (means {di:.2e} apart); \
          ACC ours {oa:.3?} scikit-learn {sa:.3?} (means {da:.3} apart)"
     );
     // Measured: mean inertias 7.9e-4 apart (ours 3.135e4, scikit-learn 3.133e4), mean ACCs 0.020
     // apart (ours 0.473, scikit-learn 0.493; each spread over ±0.03 by the seed).
-    assert!(di < 3e-3, "fmnist: mean inertia {} vs {}", mean(&oi), mean(&si));
+    assert!(
+        di < 3e-3,
+        "fmnist: mean inertia {} vs {}",
+        mean(&oi),
+        mean(&si)
+    );
     assert!(da < 0.04, "fmnist: mean ACC {} vs {}", mean(&oa), mean(&sa));
 }

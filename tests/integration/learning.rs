@@ -61,7 +61,11 @@ fn show(dir: &Path, what: &str) -> std::path::PathBuf {
         .args(["show", what])
         .output()
         .expect("scan show");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().into()
 }
 
@@ -125,7 +129,10 @@ fn learns_beyond_kmeans_and_random_init() {
     let test = show(ws.path(), "ingest.test");
     let random: Vec<f64> = (0..3).map(|s| random_init_acc(&ws, &test, s)).collect();
     let best_random = random.iter().copied().fold(0.0, f64::max);
-    let (scan_acc, kmeans_acc) = (scan_m["acc"].as_f64().unwrap(), kmeans_m["acc"].as_f64().unwrap());
+    let (scan_acc, kmeans_acc) = (
+        scan_m["acc"].as_f64().unwrap(),
+        kmeans_m["acc"].as_f64().unwrap(),
+    );
     eprintln!(
         "learning test ({:.0} s): SCAN ACC {scan_acc:.4} (NMI {:.4}), K-means ACC {kmeans_acc:.4}, \
          random init ACC {random:.4?}, neighbour accuracy {}",

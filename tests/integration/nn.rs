@@ -109,7 +109,13 @@ fn round_trip(kind: &str, arch: Arch, size: i64, heads: usize, classes: i64) -> 
     let py: Vec<f32> = serde_json::from_str(
         run_python(
             &format!("{}\n{ROUND_TRIP_PY}", crate::fidelity::REFERENCE),
-            &[a.to_str().unwrap(), b.to_str().unwrap(), kind, stem, &size.to_string()],
+            &[
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+                kind,
+                stem,
+                &size.to_string(),
+            ],
         )
         .trim(),
     )
@@ -123,7 +129,11 @@ fn round_trip(kind: &str, arch: Arch, size: i64, heads: usize, classes: i64) -> 
         Model::cluster(cfg, Device::Cpu)
     };
     nn::weights::load_into(&mut back, &b, LoadRule::All).expect("load PyTorch file");
-    worst = worst.max(assert_close(&forward(&back, size), &py, "Rust output of PyTorch weights"));
+    worst = worst.max(assert_close(
+        &forward(&back, size),
+        &py,
+        "Rust output of PyTorch weights",
+    ));
     worst
 }
 

@@ -373,7 +373,11 @@ fn mined(train: usize, test: usize) -> Mined {
         "scan-embed",
         &emb,
         "{}",
-        &[("weights", &pre.join("weights")), ("train", &tr), ("test", &te)],
+        &[
+            ("weights", &pre.join("weights")),
+            ("train", &tr),
+            ("test", &te),
+        ],
         None,
     );
     let mine = ws.join("mine");
@@ -509,36 +513,97 @@ fn damaged_checkpoints_are_errors_not_fresh_schedules() {
     let work = m.ws.join("work-pretext");
     std::fs::create_dir_all(&work).unwrap();
     let p1 = r#"{"epochs":1,"batch_size":100,"width":4,"knn_every":0}"#;
-    stage("scan-pretext", &m.ws.join("p1"), p1, &[("train", &m.train)], Some(&work));
+    stage(
+        "scan-pretext",
+        &m.ws.join("p1"),
+        p1,
+        &[("train", &m.train)],
+        Some(&work),
+    );
     let ckpt = work.join("checkpoint.safetensors");
     edit_checkpoint(&ckpt, "del st['step']");
     let p2 = r#"{"epochs":2,"batch_size":100,"width":4,"knn_every":0}"#;
-    let (ok, err) = stage_result("scan-pretext", &m.ws.join("p2"), p2, &[("train", &m.train)], Some(&work));
-    assert!(!ok && err.contains("damaged checkpoint") && err.contains("no optimizer step count"), "{err}");
+    let (ok, err) = stage_result(
+        "scan-pretext",
+        &m.ws.join("p2"),
+        p2,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    assert!(
+        !ok && err.contains("damaged checkpoint") && err.contains("no optimizer step count"),
+        "{err}"
+    );
     // Curves that do not match the epoch count.
     std::fs::remove_file(&ckpt).unwrap();
-    stage("scan-pretext", &m.ws.join("p3"), p1, &[("train", &m.train)], Some(&work));
+    stage(
+        "scan-pretext",
+        &m.ws.join("p3"),
+        p1,
+        &[("train", &m.train)],
+        Some(&work),
+    );
     edit_checkpoint(&ckpt, "st['epoch'] = 3");
-    let (ok, err) = stage_result("scan-pretext", &m.ws.join("p4"), p2, &[("train", &m.train)], Some(&work));
-    assert!(!ok && err.contains("damaged checkpoint") && err.contains("record(s) for 3 epoch(s)"), "{err}");
+    let (ok, err) = stage_result(
+        "scan-pretext",
+        &m.ws.join("p4"),
+        p2,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    assert!(
+        !ok && err.contains("damaged checkpoint") && err.contains("record(s) for 3 epoch(s)"),
+        "{err}"
+    );
 
     // SCAN: a selected snapshot missing a variable would mix best-epoch and last-epoch weights.
     let work = m.ws.join("work-scan");
     std::fs::create_dir_all(&work).unwrap();
     let s1 = r#"{"epochs":1,"batch_size":50,"cutout":8}"#;
-    stage("scan-cluster", &m.ws.join("s1"), s1, &m.scan_inputs(), Some(&work));
-    edit_checkpoint(&ckpt_in(&work), "del t['best.backbone.layer3.0.bn1.running_var']");
+    stage(
+        "scan-cluster",
+        &m.ws.join("s1"),
+        s1,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    edit_checkpoint(
+        &ckpt_in(&work),
+        "del t['best.backbone.layer3.0.bn1.running_var']",
+    );
     let s2 = r#"{"epochs":2,"batch_size":50,"cutout":8}"#;
-    let (ok, err) = stage_result("scan-cluster", &m.ws.join("s2"), s2, &m.scan_inputs(), Some(&work));
+    let (ok, err) = stage_result(
+        "scan-cluster",
+        &m.ws.join("s2"),
+        s2,
+        &m.scan_inputs(),
+        Some(&work),
+    );
     assert!(
-        !ok && err.contains("damaged checkpoint") && err.contains("backbone.layer3.0.bn1.running_var"),
+        !ok && err.contains("damaged checkpoint")
+            && err.contains("backbone.layer3.0.bn1.running_var"),
         "{err}"
     );
     // An intact checkpoint still resumes.
     std::fs::remove_file(ckpt_in(&work)).unwrap();
-    stage("scan-cluster", &m.ws.join("s3"), s1, &m.scan_inputs(), Some(&work));
-    let err = stage("scan-cluster", &m.ws.join("s4"), s2, &m.scan_inputs(), Some(&work));
-    assert!(err.contains("scan: resuming from checkpoint after epoch 1"), "{err}");
+    stage(
+        "scan-cluster",
+        &m.ws.join("s3"),
+        s1,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    let err = stage(
+        "scan-cluster",
+        &m.ws.join("s4"),
+        s2,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    assert!(
+        err.contains("scan: resuming from checkpoint after epoch 1"),
+        "{err}"
+    );
 }
 
 fn ckpt_in(work: &std::path::Path) -> std::path::PathBuf {

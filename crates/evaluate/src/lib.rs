@@ -28,9 +28,7 @@ pub use params::{EvalInputs, EvalParams};
 pub use pictures::{CONFUSION_PNG, NEIGHBORS_PNG, PROTOTYPES_PNG};
 pub use predictions::{write_predictions, PredictionsError};
 
-use crate::report::{
-    render_markdown, Comparison, Curves, Published, PublishedTables, ReportInput,
-};
+use crate::report::{render_markdown, Comparison, Curves, Published, PublishedTables, ReportInput};
 use scan::data::Dataset;
 use scan::io::Neighbors;
 use scan::metrics::{cluster_metrics, ClusterMetrics};

@@ -99,7 +99,9 @@ fn each_augmentation_setting_builds_the_reference_view() {
             let got = view.apply(&batch.tensor(), &mut AugRng::new(seed));
             ours.push(f32_vec(&got));
             labels.push(label);
-            cases.push(reference_case(kind, batch, size, &norm, *cutout, *num_ops, seed));
+            cases.push(reference_case(
+                kind, batch, size, &norm, *cutout, *num_ops, seed,
+            ));
         };
         // scan: `augmentation` = strong (the reference) and simclr (the ablation).
         for (k, kind) in [Strong, Simclr].into_iter().enumerate() {
@@ -110,7 +112,12 @@ fn each_augmentation_setting_builds_the_reference_view() {
                 ..ScanParams::default()
             };
             let view = ViewAugment::for_scan(&p, size, &norm_meta).expect("view");
-            add(format!("scan {kind:?} on batch {b}"), &view, kind, 100 + k as u64);
+            add(
+                format!("scan {kind:?} on batch {b}"),
+                &view,
+                kind,
+                100 + k as u64,
+            );
         }
         // selflabel: weak / strong views under the reference setting and the ablations.
         for (k, (weak, strong)) in [(Plain, Strong), (Strong, Simclr), (Simclr, Plain)]
@@ -125,8 +132,18 @@ fn each_augmentation_setting_builds_the_reference_view() {
                 ..SelflabelParams::default()
             };
             let (wv, sv) = selflabel::views(&p, size, &norm_meta).expect("views");
-            add(format!("selflabel weak {weak:?} on batch {b}"), &wv, weak, 200 + 2 * k as u64);
-            add(format!("selflabel strong {strong:?} on batch {b}"), &sv, strong, 201 + 2 * k as u64);
+            add(
+                format!("selflabel weak {weak:?} on batch {b}"),
+                &wv,
+                weak,
+                200 + 2 * k as u64,
+            );
+            add(
+                format!("selflabel strong {strong:?} on batch {b}"),
+                &sv,
+                strong,
+                201 + 2 * k as u64,
+            );
         }
         jobs.push(("view", batch, cases));
     }
@@ -152,5 +169,9 @@ fn each_augmentation_setting_builds_the_reference_view() {
         }
     }
     assert_eq!(offset, want.len(), "oracle output size");
-    assert!(failures.is_empty(), "views differ from the reference:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "views differ from the reference:\n{}",
+        failures.join("\n")
+    );
 }

@@ -119,6 +119,7 @@ pub struct ImportParams {
     /// `cifar`.
     pub arch: Arch,
     /// The head to predict with; default: the checkpoint's `head` entry (SCAN), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub best_head: Option<usize>,
 }
 
