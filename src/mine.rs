@@ -1,4 +1,4 @@
-//! Stage `mine`: exact k-NN mining of embeddings (spec section 4).
+//! Stage `mine`: exact k-NN mining of embeddings (METHOD.md §4).
 //!
 //! Inputs `train` and `test`: embeddings Parquet from `embed`, or embeddings made elsewhere (any
 //! Parquet file with one list-of-float column, or a NumPy `.npy` float matrix; see
@@ -6,14 +6,14 @@
 //! neighbours). With `normalize = true` every row is L2-normalised first, so that the inner product
 //! is the cosine similarity. Outputs `train` and `test` (neighbours Parquet,
 //! top-(k+1) by inner product with self at column 0; k = `k_train` / `k_test`) and `metrics` (JSON:
-//! n, k, neighbour accuracy with self excluded when labels exist, timings).
+//! n, k, neighbour accuracy with self excluded when labels exist; the timings go to the log only).
 //!
-//! Neighbour accuracy (spec section 4) = mean over anchors and columns 1..k of
+//! Neighbour accuracy (METHOD.md §4.3) = mean over anchors and columns 1..k of
 //! `[label(neighbour) == label(anchor)]`. Anchors with unknown label (-1) are left out, and a
 //! neighbour with unknown label counts as a mismatch; `null` when no anchor is labelled.
 //!
-//! The neighbours files are byte-reproducible (exact search, deterministic ties). `metrics` also
-//! holds wall-clock timings, so its bytes differ between runs.
+//! The neighbours files and `metrics` are byte-reproducible (exact search, deterministic ties; no
+//! timings in any output, so that early cutoff in the runner sees equal hashes).
 
 use std::path::Path;
 use std::time::Instant;

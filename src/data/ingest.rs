@@ -1,4 +1,4 @@
-//! The `ingest` stage (METHOD.md, data splits): read one of the supported raw datasets — extracted
+//! The `ingest` stage (METHOD.md §2): read one of the supported raw datasets — extracted
 //! files, or the official archives as published — and write one canonical dataset artifact per split
 //! (`train`, `test`, `unlabeled`). With `download = true`, missing official files are fetched into
 //! the download cache first ([`super::download`], whose module doc says why the stage key stays

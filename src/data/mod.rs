@@ -1,5 +1,5 @@
 //! Datasets: readers of the official formats (CIFAR-10/100, STL-10, MNIST/Fashion-MNIST IDX, image
-//! folders) and the canonical dataset artifact every later stage reads (spec section 1).
+//! folders) and the canonical dataset artifact every later stage reads (METHOD.md §2).
 //!
 //! The artifact (README, "Dataset artifact") is a safetensors file with
 //! - `images`: uint8 `[N, H, W, C]` (row-major, channels last),

@@ -1,4 +1,4 @@
-//! Parquet I/O of the `embed` and `mine` artifacts (spec section 4; README, "Artifacts").
+//! Parquet I/O of the `embed` and `mine` artifacts (METHOD.md §4; README, "Artifacts").
 //!
 //! * Embeddings: columns `index` (uint32), `label` (int64, -1 = unknown) and `embedding`
 //!   (FixedSizeList<float32, dim>, non-null items); provenance in the file's key-value metadata.

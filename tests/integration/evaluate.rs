@@ -1,4 +1,4 @@
-//! Integration tests: stage `evaluate` after the prediction (spec sections 8–9), driven through
+//! Integration tests: stage `evaluate` after the prediction (METHOD.md §8–§9), driven through
 //! `scan::evaluate::evaluate_predictions` with synthetic datasets and predictions: the predictions
 //! Parquet read back by pyarrow, the metrics recomputed by scikit-learn, every PNG decoded by the
 //! `image` crate and by Pillow with its expected pixel size, the report's links and published
@@ -14,7 +14,9 @@ use serde_json::Value;
 use scan::data::{Dataset, DatasetMeta};
 use scan::io::{read_neighbors, write_neighbors, NeighborMeta, Neighbors};
 use scan::nn::Predictions;
-use scan_evaluate::report::{curves, heatmap, panels, parse_curves, Curves, Published};
+use scan_evaluate::report::{
+    curves, heatmap, method_label, panels, parse_curves, Comparison, Curves, Published,
+};
 use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 
 use super::common::{bin, run_python, Workspace};
@@ -151,6 +153,17 @@ fn evaluate(f: &Fixture, params: &EvalParams, out: &Path) -> Summary {
         neighbors: Some(&f.nb),
         mine_metrics: Some(&f.mine),
         curves: &f.curves,
+        weights_kind: "selflabel".into(),
+        comparisons: vec![(
+            method_label("scan").0,
+            Comparison {
+                label: "SCAN".into(),
+                acc: 0.5,
+                nmi: 0.25,
+                ari: 0.125,
+                top5: None,
+            },
+        )],
     };
     evaluate_predictions(params, &data, out).unwrap()
 }
@@ -288,6 +301,15 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
     assert!(md.contains(&format!("{:.2}", 100.0 * s.metrics.acc)));
     assert!(md.contains("train.neighbor_acc"));
     assert!(md.contains("class-3"));
+    // The compared evaluation (SCAN) sits above this run (self-labeling) in the results table.
+    let scan_row = md
+        .find("| SCAN | 50.00 | 25.00 | 12.50 | – |")
+        .expect("SCAN row");
+    let this_row = md
+        .find("| **this run: SCAN + self-labeling** |")
+        .expect("this run's row");
+    assert!(scan_row < this_row, "{md}");
+    assert_eq!(metrics["weights_kind"], "selflabel");
 
     // The charts are drawn, not blank: curve colour in the curves, class names beside the heat
     // map (dark anti-aliased text in the name band), the matrix cells in their colour scale.

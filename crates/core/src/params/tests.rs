@@ -53,6 +53,8 @@ fn resolved_params_have_no_nulls() {
     assert!(!v.to_string().contains("null"), "{v}");
     let v = resolve::<EvalParams>(&json!({})).unwrap();
     assert!(!v.to_string().contains("null"), "{v}");
+    let v = resolve::<ImportParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
 }
 
 #[test]

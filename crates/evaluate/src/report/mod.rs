@@ -17,6 +17,6 @@ pub use canvas::{Canvas, CanvasError};
 pub use curves::{curves_plot, panels, parse_curves, Curves, Panel, Series};
 pub use grids::{neighbor_rows, pick_anchors, prototype_rows, tile_grid, GridRow, Tile};
 pub use heatmap::confusion_heatmap;
-pub use markdown::{render_markdown, ReportInput};
+pub use markdown::{method_label, render_markdown, Comparison, ReportInput};
 pub use prototypes::{cluster_examples, ClusterExamples};
 pub use published::{Published, PublishedRow, PublishedTable, PublishedTables};
