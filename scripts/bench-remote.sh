@@ -44,8 +44,8 @@ echo "bench-remote: computing ingest+pretext+embed+mine in $A (load: $(cut -d' '
 t0=$(date +%s.%N)
 "$SCAN" --remote none run mine --json > "$WORK/mine.json"
 t1=$(date +%s.%N)
-"$SCAN" --remote "$HTTP" push --json > "$WORK/push-http.json"
-"$SCAN" --remote "$S3" push --json > "$WORK/push-s3.json"
+"$SCAN" --remote "$HTTP" push mine --json > "$WORK/push-http.json"
+"$SCAN" --remote "$S3" push mine --json > "$WORK/push-s3.json"
 
 # The teammate: pipeline.toml + pipeline.lock, nothing else.
 B="$WORK/b"; mkdir -p "$B"

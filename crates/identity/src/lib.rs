@@ -214,23 +214,22 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IdentityE
 fn package_files(root: &Path, dir: &str) -> Result<(Vec<PathBuf>, Vec<PathBuf>), IdentityError> {
     let mut files = Vec::new();
     let base = root.join(dir);
-    let watched;
-    if dir == "." || dir.is_empty() {
+    let watched = if dir == "." || dir.is_empty() {
         for f in ["Cargo.toml", "build.rs"] {
             if base.join(f).is_file() {
                 files.push(PathBuf::from(f));
             }
         }
         walk(root, &base.join("src"), &mut files)?;
-        watched = vec![
+        vec![
             base.join("Cargo.toml"),
             base.join("build.rs"),
             base.join("src"),
-        ];
+        ]
     } else {
         walk(root, &base, &mut files)?;
-        watched = vec![base];
-    }
+        vec![base]
+    };
     Ok((files, watched))
 }
 

@@ -289,11 +289,13 @@ pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, 
         }
         match super::lockfile::LockFile::read(&lock_path) {
             Ok(lock) => keep.extend(lock.stages.values().map(|e| e.key.to_string())),
-            Err(e) => return Err(RunnerError::Failed(format!(
+            Err(e) => {
+                return Err(RunnerError::Failed(format!(
                 "gc root {}: {e}; refusing to collect (fix or delete that lock file, or remove {})",
                 lock_path.display(),
                 root.display()
-            ))),
+            )))
+            }
         }
     }
     let report = ctx.store.gc(&keep, dry_run)?;

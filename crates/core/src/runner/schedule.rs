@@ -297,7 +297,12 @@ fn run_one(
             Some(r) => Some(r),
             None if remote.is_down() => None,
             None => ru
-                .soft(ctx, stage, "remote lookup failed", remote.fetch_action(&key))?
+                .soft(
+                    ctx,
+                    stage,
+                    "remote lookup failed",
+                    remote.fetch_action(&key),
+                )?
                 .flatten(),
         };
         if let Some(rec) = rec {
@@ -364,7 +369,7 @@ fn run_one(
         return Err(RunnerError::NeedUpstream {
             stage: stage.name.clone(),
             upstream: failed_upstream,
-            source,
+            source: Box::new(source),
         });
     }
     let locked = stage.locked_inputs();
