@@ -125,7 +125,7 @@ fn a_dependency_version_change_changes_the_identity() {
         .find("name = \"rayon\"\nversion = \"")
         .expect("rayon is locked");
     let mut edited = text.clone();
-    edited.insert_str(i + "name = \"rayon\"\nversion = \"".len(), "9");
+    edited.insert(i + "name = \"rayon\"\nversion = \"".len(), '9');
     std::fs::write(&lock, edited).unwrap();
     // rayon's entry in the dependency lists names it without a version when only one is locked.
     let now = ids(t.path());

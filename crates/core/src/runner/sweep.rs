@@ -284,7 +284,8 @@ pub fn from_file(
             .clone()
             .unwrap_or_else(|| default_seed_stages(pipeline)),
     });
-    let named: Vec<(Option<&str>, Vec<(String, Value)>)> = if sweep.variants.is_empty() {
+    type Named<'a> = Vec<(Option<&'a str>, Vec<(String, Value)>)>;
+    let named: Named = if sweep.variants.is_empty() {
         vec![(None, Vec::new())]
     } else {
         sweep
