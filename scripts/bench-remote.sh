@@ -94,5 +94,5 @@ for name in ["http", "s3"]:
           f"{p['objects']} objects, {p['bytes']} bytes ({p['bytes'] / 1048576:.2f} MiB); stages {st}")
     print("  status after pull:", open(f"{w}/status-{name}.txt").read().replace("\n", " | "))
 for r in json.load(open(f"{w}/noop.json"))["results"]:
-    print(f"no-op: {r['command'].split('/')[-1]}: median {r['median'] * 1000:.1f} ms (mean {r['mean'] * 1000:.1f} ± {r['stddev'] * 1000:.1f} ms)")
+    print(f"no-op: {' '.join(r['command'].split()[1:])}: median {r['median'] * 1000:.1f} ms (mean {r['mean'] * 1000:.1f} ± {r['stddev'] * 1000:.1f} ms)")
 PY
