@@ -10,6 +10,7 @@ export PATH := $(VENV)/bin:$(PATH)
 setup:
 	@bash scripts/setup-venv.sh
 	@bash scripts/setup-data.sh
+	@bash scripts/setup-tools.sh
 
 build: setup
 	cargo build --release --workspace --bins

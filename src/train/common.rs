@@ -182,11 +182,21 @@ pub struct EpochProgress {
     start: Instant,
     images: usize,
     label: String,
+    /// 0-based epoch, epochs, steps per epoch and steps done, for the runner's progress events.
+    epoch: usize,
+    epochs: usize,
+    steps: usize,
+    step: usize,
 }
 
 impl EpochProgress {
     pub fn new(stage: &str, epoch: usize, epochs: usize, steps: usize) -> Self {
-        let bar = indicatif::ProgressBar::new(steps as u64);
+        // Under the runner, progress goes to it as events and the runner draws the bar.
+        let bar = if scan_core::progress::reporter().active() {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(steps as u64)
+        };
         bar.set_style(
             indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -198,6 +208,21 @@ impl EpochProgress {
             start: Instant::now(),
             images: 0,
             label,
+            epoch,
+            epochs,
+            steps,
+            step: 0,
+        }
+    }
+
+    fn event(&self, rate: f64) -> scan_core::progress::ProgressEvent {
+        scan_core::progress::ProgressEvent {
+            done: (self.epoch * self.steps + self.step) as u64,
+            total: (self.epochs * self.steps) as u64,
+            epoch: Some(self.epoch as u64 + 1),
+            epochs: Some(self.epochs as u64),
+            images_per_s: Some(rate),
+            ..Default::default()
         }
     }
 
@@ -207,6 +232,8 @@ impl EpochProgress {
         let rate = self.images as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
         self.bar.set_message(format!("{msg} {rate:.0} img/s"));
         self.bar.inc(1);
+        self.step += 1;
+        scan_core::progress::reporter().send(&self.event(rate));
     }
 
     /// Finish: prints `summary` and returns images/s.
@@ -273,6 +300,17 @@ pub fn end_epoch(progress: EpochProgress, mut rec: Record, curves: &mut Curves) 
         .filter(|(k, _)| *k != "epoch")
         .map(|(k, v)| format!("{k} {v:.4}"))
         .collect();
-    rec.insert("images_per_s".into(), progress.finish(&summary.join(", ")));
+    let mut event = progress.event(0.0);
+    event.done = ((progress.epoch + 1) * progress.steps) as u64;
+    event.epoch_end = true;
+    event.loss = rec.get("loss").copied();
+    event.metric = rec
+        .iter()
+        .find(|(k, _)| k.contains("acc"))
+        .map(|(k, v)| (k.clone(), *v));
+    let rate = progress.finish(&summary.join(", "));
+    event.images_per_s = Some(rate);
+    scan_core::progress::reporter().send(&event);
+    rec.insert("images_per_s".into(), rate);
     curves.records.push(rec);
 }

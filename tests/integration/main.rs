@@ -12,3 +12,4 @@ mod runner;
 mod store;
 mod sweep;
 mod train;
+mod ui;

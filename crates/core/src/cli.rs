@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exp::table::Format;
 use crate::runner::graph::DagFormat;
+use crate::runner::ui::Verbosity;
 use crate::runner::{self, commands, run_cmd, Ctx, RunOptions, RunnerError};
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,12 @@ pub struct Cli {
     /// pipeline: `run`, `status`, `explain`, `show` and `export` then act on its stages.
     #[arg(long, global = true, value_name = "NAME")]
     pub exp: Option<String>,
+    /// Show only errors (no progress, no stage output).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also show the commands run and other details.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,6 +127,14 @@ pub enum Command {
         /// Mermaid flowchart (renders in GitHub Markdown).
         #[arg(long)]
         mermaid: bool,
+    },
+    /// The log of STAGE's current key (timestamped lines); `-f` follows a stage being built.
+    Logs {
+        /// The stage.
+        stage: String,
+        /// Follow the log while the stage is being built (waits for it to start).
+        #[arg(short, long)]
+        follow: bool,
     },
     /// Every reason STAGE is not up to date, compared with pipeline.lock.
     Explain {
@@ -324,6 +339,7 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
             }
         }
         Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),
+        Command::Logs { stage, follow } => runner::logs::logs(&ctx(&[])?, stage, *follow),
         Command::Dag { dot, mermaid } => {
             let ctx = ctx(&[])?;
             let plans = runner::plan::plan(&ctx)?;
@@ -395,7 +411,20 @@ fn exec_doctor(store: &Path) -> anyhow::Result<u8> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(&cli) {
+    runner::ui::init(match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    });
+    if matches!(cli.command, Command::Run { .. }) {
+        runner::ui::ui().catch_interrupts();
+    }
+    let result = dispatch(&cli);
+    if runner::ui::ui().interrupted() {
+        eprintln!("scan: interrupted");
+        return ExitCode::from(130);
+    }
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("scan: error: {err}");

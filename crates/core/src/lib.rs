@@ -9,6 +9,7 @@ pub mod builtin;
 pub mod cli;
 pub mod exp;
 pub mod params;
+pub mod progress;
 pub mod runner;
 pub mod stage;
 pub mod store;

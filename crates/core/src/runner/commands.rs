@@ -236,10 +236,10 @@ pub fn exp_show(ctx: &Ctx, format: Format, sort: Option<&str>) -> Result<u8, Run
     let path = crate::exp::log_path(&ctx.pipeline.path);
     let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
     if log.experiments.is_empty() {
-        eprintln!(
-            "scan: no experiments recorded yet in {} (`scan run` records them)",
+        super::ui::ui().info(&format!(
+            "no experiments recorded yet in {} (`scan run` records them)",
             path.display()
-        );
+        ));
     }
     let rows = table::rows(&log, &ctx.store);
     let mut groups = table::groups(&rows);
@@ -322,7 +322,7 @@ pub fn verify(store: &Store, json: bool) -> Result<u8, RunnerError> {
     })?;
     let report = store.verify(|n| {
         if n % 1000 == 0 {
-            eprintln!("scan: verified {n} blobs");
+            super::ui::ui().info(&format!("verified {n} blobs"));
         }
     })?;
     if json {
@@ -384,8 +384,8 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
     } else {
         ctx.store.export(&keys, out)?
     };
-    eprintln!(
-        "scan: exported {} stages ({} blobs, {:.1} MiB) to {}",
+    super::ui::ui().info(&format!(
+        "exported {} stages ({} blobs, {:.1} MiB) to {}",
         report.actions.len(),
         report.blobs,
         report.bytes as f64 / 1048576.0,
@@ -394,7 +394,7 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
         } else {
             out.display().to_string()
         }
-    );
+    ));
     if !to_stdout {
         println!("{}", out.display());
     }

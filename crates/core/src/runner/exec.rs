@@ -12,10 +12,8 @@
 //! removed once the result is committed.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Instant;
 
 use super::key::{InputHash, KeyManifest, Resolved};
@@ -25,9 +23,6 @@ use crate::store::{
     action::ACTION_SCHEMA, canonical_json, remove_tree, tree, ActionRecord, OutputKind, OutputRef,
     Provenance, StageKey,
 };
-
-/// Serialises writes of stage output lines to our stderr.
-static STDERR: Mutex<()> = Mutex::new(());
 
 fn failed(stage: &Stage, message: impl Into<String>) -> RunnerError {
     RunnerError::StageFailed {
@@ -100,10 +95,7 @@ fn build_in(
         .arg(&params_path)
         .current_dir(&ctx.pipeline.workspace)
         .env("SCAN_WORK_DIR", work)
-        .env(crate::stage::ENV_PROVENANCE, &provenance_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env(crate::stage::ENV_PROVENANCE, &provenance_path);
     if let Some(builtin) = stage.builtin {
         cmd.env(crate::stage::ENV_CODE_IDENTITY, builtin.identity());
     }
@@ -112,71 +104,31 @@ fn build_in(
         spec.push(&i.path);
         cmd.arg("--input").arg(spec);
     }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe; the stage dies with the runner (kill -9 included).
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
     let log_path = ctx.store.log_path(key);
     if let Some(parent) = log_path.parent() {
         fs_err::create_dir_all(parent)?;
     }
-    let log = Arc::new(Mutex::new(fs_err::File::create(&log_path)?));
     let started_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    super::ui::ui().detail(&format!("{}: {:?}", stage.name, cmd));
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| {
+    let ended = super::child::supervise(cmd, &stage.name, &log_path).map_err(|e| {
         failed(
             stage,
-            format!("cannot start {}: {e}", resolved.program.display()),
+            format!("cannot run {}: {e}", resolved.program.display()),
         )
     })?;
-    let pipes: Vec<Box<dyn std::io::Read + Send>> = [
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let prefix = format!("[{}] ", stage.name);
-    let status = std::thread::scope(|sc| {
-        for pipe in pipes {
-            let log = Arc::clone(&log);
-            let prefix = prefix.clone();
-            sc.spawn(move || {
-                let mut reader = std::io::BufReader::new(pipe);
-                let mut line = Vec::new();
-                while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                    if let Ok(mut f) = log.lock() {
-                        let _ = f.write_all(&line);
-                    }
-                    let _guard = STDERR.lock();
-                    let mut err = std::io::stderr().lock();
-                    let _ = err.write_all(prefix.as_bytes());
-                    let _ = err.write_all(&line);
-                    if !line.ends_with(b"\n") {
-                        let _ = err.write_all(b"\n");
-                    }
-                    line.clear();
-                }
-            });
+    let status = match ended {
+        super::child::Ended::Exited(status) => status,
+        super::child::Ended::Interrupted => {
+            return Err(RunnerError::Interrupted {
+                stage: stage.name.clone(),
+                work: work.to_path_buf(),
+            })
         }
-        child.wait()
-    })?;
+    };
     let duration = start.elapsed().as_secs_f64();
     if !status.success() {
         let how = match status.code() {

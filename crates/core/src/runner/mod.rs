@@ -6,12 +6,14 @@
 //! Exit codes: 0 success, 1 a stage or command failed, 2 invalid pipeline or usage.
 //! The run path never touches libtorch.
 
+mod child;
 pub mod commands;
 mod dag;
 pub mod exec;
 pub mod graph;
 pub mod key;
 pub mod lockfile;
+pub mod logs;
 pub mod params;
 pub mod pipeline;
 mod pipeline_error;
@@ -20,6 +22,7 @@ pub mod remote;
 pub mod run_cmd;
 pub mod schedule;
 pub mod sweep;
+pub mod ui;
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +55,8 @@ pub enum RunnerError {
     Io(#[from] std::io::Error),
     #[error("stage `{stage}` failed: {message}")]
     StageFailed { stage: String, message: String },
+    #[error("stage `{stage}` stopped by an interrupt; its checkpoints are kept in {} — run `scan run` again to resume", work.display())]
+    Interrupted { stage: String, work: PathBuf },
     #[error("{0}")]
     Failed(String),
     /// A stage that must be built reads results that were to come from the remote, and fetching

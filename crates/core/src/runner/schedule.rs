@@ -140,8 +140,8 @@ impl RemoteUse {
             Err(e) => {
                 let down = e.is_unavailable();
                 if !down || !self.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "scan: warning: {}: {what}: {}{}",
+                    super::ui::ui().error(&format!(
+                        "warning: {}: {what}: {}{}",
                         stage.name,
                         remote::chain(&e),
                         if down {
@@ -149,7 +149,7 @@ impl RemoteUse {
                         } else {
                             ""
                         }
-                    );
+                    ));
                 }
                 Ok(None)
             }
@@ -279,17 +279,17 @@ fn run_one(
         ));
     }
     let _lock = ctx.store.lock_key(&key, |holder| {
-        eprintln!(
-            "scan: {}: waiting for key {} being built by another run ({holder})",
+        super::ui::ui().info(&format!(
+            "{}: waiting for key {} being built by another run ({holder})",
             stage.name,
             key.short()
-        );
+        ));
     })?;
     if let Some(rec) = cached(ctx) {
-        eprintln!(
-            "scan: {}: reusing the result the other run built",
+        super::ui::ui().info(&format!(
+            "{}: reusing the result the other run built",
             stage.name
-        );
+        ));
         return Ok(built(rec.outputs, How::Cached, None, 0));
     }
     if let (Some(remote), false) = (ctx.remote.as_ref(), local_only) {
@@ -308,23 +308,23 @@ fn run_one(
         if let Some(rec) = rec {
             if !needed {
                 ctx.store.write_remote_action(&rec)?;
-                eprintln!(
-                    "scan: {}: on the remote {} (key {}; not downloaded: not needed here)",
+                super::ui::ui().info(&format!(
+                    "{}: on the remote {} (key {}; not downloaded: not needed here)",
                     stage.name,
                     remote.url(),
                     key.short()
-                );
+                ));
                 return Ok(built(rec.outputs.clone(), How::Remote, Some(rec), 0));
             }
             let what = format!("downloading key {} failed, building it here", key.short());
             if let Some(t) = ru.soft(ctx, stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
-                eprintln!(
-                    "scan: {}: pulled from {} ({} objects, {:.1} MiB)",
+                super::ui::ui().info(&format!(
+                    "{}: pulled from {} ({} objects, {:.1} MiB)",
                     stage.name,
                     remote.url(),
                     t.objects,
                     t.bytes as f64 / 1048576.0
-                );
+                ));
                 return Ok(built(rec.outputs.clone(), How::Pulled, None, t.bytes));
             }
             ctx.store.forget_remote_action(&key);
@@ -349,12 +349,12 @@ fn run_one(
         };
         match fetched {
             Ok(t) => {
-                eprintln!(
-                    "scan: {}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
+                super::ui::ui().info(&format!(
+                    "{}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
                     stage.name,
                     t.objects,
                     t.bytes as f64 / 1048576.0
-                );
+                ));
                 downloaded += t.bytes;
             }
             Err(e) if ctx.require_remote => return Err(e.into()),
@@ -383,7 +383,7 @@ fn run_one(
             ),
         });
     }
-    eprintln!("scan: {}: running (key {})", stage.name, key.short());
+    super::ui::ui().info(&format!("{}: running (key {})", stage.name, key.short()));
     let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
     let mut out = built(rec.outputs.clone(), How::Ran, None, downloaded);
     if let (Some(remote), true) = (ctx.remote.as_ref(), ru.push) {
@@ -393,14 +393,14 @@ fn run_one(
             "push failed",
             remote.push_action(&ctx.store, &rec),
         )? {
-            eprintln!(
-                "scan: {}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
+            super::ui::ui().info(&format!(
+                "{}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
                 stage.name,
                 remote.url(),
                 t.objects,
                 t.bytes as f64 / 1048576.0,
                 t.present
-            );
+            ));
             out.uploaded = t.bytes;
         }
     }
@@ -608,7 +608,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             let result = match done.result {
                 Ok(built) => {
                     if built.how == How::Ran {
-                        eprintln!("scan: {name}: done in {:.2}s", done.duration);
+                        super::ui::ui().info(&format!("{name}: done in {:.2}s", done.duration));
                     }
                     outputs.insert(
                         done.index,
@@ -625,12 +625,12 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     ..
                 }) => {
                     // Build those upstream stages here, then this one again.
-                    eprintln!(
-                        "scan: warning: {name}: fetching the outputs of {} failed ({}); building {} here",
+                    super::ui::ui().error(&format!(
+                        "warning: {name}: fetching the outputs of {} failed ({}); building {} here",
                         ups.join(", "),
                         remote::chain(&source),
                         if ups.len() == 1 { "it" } else { "them" }
-                    );
+                    ));
                     for u in &ups {
                         if let Some(&d) = node.deps.get(u) {
                             outputs.remove(&d);
@@ -644,7 +644,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!("scan: {name}: FAILED: {e}");
+                    super::ui::ui().error(&format!("{name}: FAILED: {e}"));
                     Err(e.to_string())
                 }
             };
@@ -781,17 +781,17 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
     } else {
         format!("{} stages", flat.len())
     };
-    eprintln!(
-        "scan: {what}: {ran} ran, {cached} cached{extra}{} in {:.2}s",
+    super::ui::ui().info(&format!(
+        "{what}: {ran} ran, {cached} cached{extra}{} in {:.2}s",
         if bad > 0 {
             format!(", {bad} failed or not run")
         } else {
             String::new()
         },
         start.elapsed().as_secs_f64()
-    );
+    ));
     if ran == 0 && bad == 0 {
-        eprintln!("scan: everything is up to date");
+        super::ui::ui().info("everything is up to date");
     }
     Ok(all)
 }

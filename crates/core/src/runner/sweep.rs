@@ -15,6 +15,9 @@ use super::params::parse_set_value;
 use super::RunnerError;
 use crate::store::canonical_json;
 
+/// `STAGE.PARAM` → value pairs.
+pub type Overrides = Vec<(String, Value)>;
+
 /// One point of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Variant {
@@ -284,8 +287,7 @@ pub fn from_file(
             .clone()
             .unwrap_or_else(|| default_seed_stages(pipeline)),
     });
-    type Named<'a> = Vec<(Option<&'a str>, Vec<(String, Value)>)>;
-    let named: Named = if sweep.variants.is_empty() {
+    let named: Vec<(Option<&str>, Overrides)> = if sweep.variants.is_empty() {
         vec![(None, Vec::new())]
     } else {
         sweep
