@@ -289,11 +289,13 @@ pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, 
         }
         match super::lockfile::LockFile::read(&lock_path) {
             Ok(lock) => keep.extend(lock.stages.values().map(|e| e.key.to_string())),
-            Err(e) => return Err(RunnerError::Failed(format!(
+            Err(e) => {
+                return Err(RunnerError::Failed(format!(
                 "gc root {}: {e}; refusing to collect (fix or delete that lock file, or remove {})",
                 lock_path.display(),
                 root.display()
-            ))),
+            )))
+            }
         }
     }
     let report = ctx.store.gc(&keep, dry_run)?;
@@ -382,8 +384,8 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
     } else {
         ctx.store.export(&keys, out)?
     };
-    eprintln!(
-        "scan: exported {} stages ({} blobs, {:.1} MiB) to {}",
+    super::ui::ui().info(&format!(
+        "exported {} stages ({} blobs, {:.1} MiB) to {}",
         report.actions.len(),
         report.blobs,
         report.bytes as f64 / 1048576.0,
@@ -392,7 +394,7 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
         } else {
             out.display().to_string()
         }
-    );
+    ));
     if !to_stdout {
         println!("{}", out.display());
     }
