@@ -439,8 +439,9 @@ mod tests {
             seed: 0,
         };
         let fit = kmeans(&x, dim, &opts).unwrap();
-        // Inertia: 12 points at distance 0.1 from their blob centre.
-        assert!((fit.inertia - 12.0 * 0.01).abs() < 1e-9, "{}", fit.inertia);
+        // Inertia: 12 points at distance 0.1 from their blob centre. The points are f32 (10.1 and 0.1
+        // are not exact in binary): measured 0.12000031, so 3.1e-7 from the closed form.
+        assert!((fit.inertia - 12.0 * 0.01).abs() < 1e-6, "{}", fit.inertia);
         for b in 0..3 {
             let l = fit.labels[b * 4];
             assert!(fit.labels[b * 4..b * 4 + 4].iter().all(|&x| x == l));
