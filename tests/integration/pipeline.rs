@@ -284,7 +284,11 @@ fn paper_pipelines_and_default_pipeline_validate() {
             "{}: {v}",
             file.display()
         );
-        // A typo or a wrong type is found at plan time, before anything runs, naming the key.
+        // A typo or a wrong type is found at plan time, before anything runs, naming the key
+        // (pipelines that start from imported weights have no pretext stage).
+        if !text.contains("[stages.pretext]") {
+            continue;
+        }
         for (set, key) in [
             ("pretext.epochz=3", "epochz"),
             ("pretext.lr=\"fast\"", "lr"),
