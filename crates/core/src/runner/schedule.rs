@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::executor::Executor;
 use super::key::{self, KeyManifest, Resolved};
 use super::lockfile::{LockEntry, LockFile};
 use super::pipeline::Stage;
@@ -27,6 +28,10 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     pub jobs: usize,
     pub dry_run: bool,
+    /// `--executor` (default: the pipeline's `[executor] kind`, else local).
+    pub executor: Option<super::executor::ExecutorKind>,
+    /// `--gpus`: the devices of this machine to hand to stages that declare GPUs.
+    pub gpus: Option<Vec<String>>,
 }
 
 /// What happened to one stage.
@@ -122,6 +127,7 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
 /// Compute the key of stage `i` from its upstream outputs and build it unless the store has it.
 fn run_one(
     ctx: &Ctx,
+    exe: &Executor,
     stage: &Stage,
     resolved: &Resolved,
     upstream: &BTreeMap<String, BTreeMap<String, OutputRef>>,
@@ -160,7 +166,7 @@ fn run_one(
         return Ok((key, rec.outputs, false, inputs));
     }
     super::ui::ui().info(&format!("{}: running (key {})", stage.name, key.short()));
-    let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
+    let rec = super::exec::build(ctx, exe, stage, resolved, &key, &manifest, &inputs)?;
     Ok((key, rec.outputs, true, inputs))
 }
 
@@ -268,6 +274,18 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             node_of.insert((u, i), n);
         }
     }
+    let exe = Executor::new(
+        &first.ctx.pipeline.executor,
+        opts.executor,
+        opts.gpus.as_deref(),
+    )
+    .map_err(RunnerError::Usage)?;
+    for node in &nodes {
+        let stage = &units[node.unit].ctx.pipeline.stages[node.stage];
+        exe.check(&stage.name, &stage.resources)
+            .map_err(RunnerError::Usage)?;
+    }
+    let exe = &exe;
     let store = &first.ctx.store;
     let _store_lock = store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
@@ -303,7 +321,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     let res = &resolved[node.unit][&stage.name];
                     sc.spawn(move || {
                         let t = Instant::now();
-                        let result = run_one(ctx, stage, res, &ups);
+                        let result = run_one(ctx, exe, stage, res, &ups);
                         let _ = tx.send(Done {
                             index: n,
                             result,
