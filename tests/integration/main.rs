@@ -8,6 +8,7 @@ mod mine;
 mod nn;
 mod pipeline;
 mod runner;
+mod slurm;
 mod store;
 mod sweep;
 mod train;
