@@ -123,7 +123,10 @@ fn run_ok(ws: &Workspace, args: &[&str]) -> (Vec<serde_json::Value>, String) {
     let o = scan(ws, &all);
     assert!(o.status.success(), "scan {all:?} failed:\n{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    (outcomes(&v), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        outcomes(&v),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn keys(outs: &[serde_json::Value]) -> Vec<(String, String)> {
@@ -249,7 +252,11 @@ resources = { cpus = 1, mem = "200M" }
     let ids = job_ids(&err);
     assert_eq!(ids.len(), 3, "a once, b twice:\n{err}");
     let log = std::fs::read_to_string(ws.join("stages.log")).unwrap();
-    assert_eq!(log.lines().filter(|l| l.starts_with("a ")).count(), 1, "{log}");
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("a ")).count(),
+        1,
+        "{log}"
+    );
     let times = |v: &str| -> (f64, f64) {
         let t = std::fs::read_to_string(ws.join(&format!("times/b-{v}"))).unwrap();
         let mut it = t.split(' ').map(|x| x.parse::<f64>().unwrap());
@@ -282,7 +289,10 @@ outputs = ["weights"]
     let started = ws.join("train.started");
     let t = Instant::now();
     while !started.exists() {
-        assert!(t.elapsed() < Duration::from_secs(60), "the job never started");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -302,7 +312,10 @@ outputs = ["weights"]
         "{err}"
     );
     assert!(err.contains("ExitCode="), "{err}");
-    assert!(err.contains("train started"), "the tail of its output:\n{err}");
+    assert!(
+        err.contains("train started"),
+        "the tail of its output:\n{err}"
+    );
     // The rerun is a new job that finds the checkpoint.
     let (outs, err) = run_ok(&ws, &["--executor", "slurm"]);
     assert_eq!(outs[0]["status"], "ran");
@@ -337,7 +350,12 @@ resources = { mem = "100M", time = "2:00" }
     );
     assert!(err.contains("slurm job "), "{err}");
     // Nothing was committed; the work dir is kept for a rerun.
-    assert!(ws.join("artifacts/work").read_dir().unwrap().next().is_some());
+    assert!(ws
+        .join("artifacts/work")
+        .read_dir()
+        .unwrap()
+        .next()
+        .is_some());
 }
 
 /// Reaching the time limit: Slurm's smallest limit is a minute and the kill comes 60–90 s in, so
@@ -440,7 +458,10 @@ outputs = ["o"]
     let mut all: Vec<String> = ["g1", "g2", "g3"].iter().flat_map(|s| cuda(s)).collect();
     assert_eq!(cuda("g1").len(), 1, "{log}");
     assert_eq!(cuda("g2").len(), 2, "{log}");
-    assert!(cuda("cpu").is_empty(), "no GPU for a stage that declares none:\n{log}");
+    assert!(
+        cuda("cpu").is_empty(),
+        "no GPU for a stage that declares none:\n{log}"
+    );
     all.sort();
     assert_eq!(all, ["0", "1", "2", "3"], "distinct devices:\n{log}");
 
@@ -449,8 +470,17 @@ outputs = ["o"]
     let o = scan(
         &ws,
         &[
-            "run", "-j", "4", "--gpus", "5,6", "--set", "g1.value=2", "--set", "g2.value=2",
-            "--set", "g3.value=2",
+            "run",
+            "-j",
+            "4",
+            "--gpus",
+            "5,6",
+            "--set",
+            "g1.value=2",
+            "--set",
+            "g2.value=2",
+            "--set",
+            "g3.value=2",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -499,7 +529,10 @@ outputs = ["o"]
 resources = { gpus = 1 }
 "#,
     );
-    run_ok(&ws, &["-j", "4", "--gpus", "0,1,2,3", "--set", "train.value=1..4"]);
+    run_ok(
+        &ws,
+        &["-j", "4", "--gpus", "0,1,2,3", "--set", "train.value=1..4"],
+    );
     let log = std::fs::read_to_string(ws.join("stages.log")).unwrap();
     let mut devs: Vec<&str> = log
         .lines()
@@ -507,4 +540,56 @@ resources = { gpus = 1 }
         .collect();
     devs.sort();
     assert_eq!(devs, ["0", "1", "2", "3"], "{log}");
+}
+
+/// Ctrl-C (SIGINT to the runner) cancels the submitted job; its checkpoint is kept for the rerun.
+#[test]
+fn slurm_interrupt_cancels_the_submitted_job() {
+    let _one = exclusive();
+    let ws = script_ws(
+        r#"
+[stages.train]
+cmd = ["PY", "job.py"]
+params = { name = "train", value = 7, sleep = 120, ckpt = true, outs = ["weights"] }
+outputs = ["weights"]
+"#,
+    );
+    let child = scan_cmd(&ws, &["run", "--executor", "slurm"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn scan");
+    let started = ws.join("train.started");
+    let t = Instant::now();
+    while !started.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let id = std::fs::read_to_string(&started).unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(40),
+        "the runner stopped promptly"
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("checkpoints are kept"), "{err}");
+    let state = Command::new("scontrol")
+        .args(["show", "job", "-o", &id])
+        .env("SLURM_CONF", cluster())
+        .output()
+        .unwrap();
+    let state = String::from_utf8_lossy(&state.stdout);
+    assert!(state.contains("JobState=CANCELLED"), "{state}");
+    let (_, err) = run_ok(&ws, &["--executor", "slurm"]);
+    assert!(err.contains("resuming from epoch 1"), "{err}");
 }

@@ -63,7 +63,9 @@ pub fn build(
     // rerun resumes; it is dropped once the result is committed.
     let work = ctx.store.dir("work").join(&**key);
     fs_err::create_dir_all(&work)?;
-    let result = build_in(ctx, exe, stage, resolved, key, manifest, inputs, &staging, &work);
+    let result = build_in(
+        ctx, exe, stage, resolved, key, manifest, inputs, &staging, &work,
+    );
     let _ = remove_tree(&staging);
     if result.is_ok() {
         let _ = remove_tree(&work);
@@ -140,7 +142,8 @@ fn build_in(
                 .map(|pool| pool.take(stage.resources.gpus() as usize));
             if gpus.is_some() {
                 let visible = lease.as_ref().map(|l| l.visible()).unwrap_or_default();
-                super::ui::ui().detail(&format!("{}: CUDA_VISIBLE_DEVICES={visible:?}", stage.name));
+                super::ui::ui()
+                    .detail(&format!("{}: CUDA_VISIBLE_DEVICES={visible:?}", stage.name));
                 cmd.env("CUDA_VISIBLE_DEVICES", visible);
             }
             match super::child::supervise(cmd, &stage.name, &log_path).map_err(cannot)? {
@@ -149,8 +152,15 @@ fn build_in(
             }
         }
         Executor::Slurm(file) => {
-            let end = super::slurm::run(&cmd, &stage.name, &stage.resources, file, staging, &log_path)
-                .map_err(cannot)?;
+            let end = super::slurm::run(
+                &cmd,
+                &stage.name,
+                &stage.resources,
+                file,
+                staging,
+                &log_path,
+            )
+            .map_err(cannot)?;
             match end {
                 super::slurm::JobEnd::Completed { .. } => {
                     use std::os::unix::process::ExitStatusExt;

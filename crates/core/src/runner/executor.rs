@@ -153,9 +153,11 @@ impl Executor {
             }),
             ExecutorKind::Slurm => {
                 if gpus.is_some() {
-                    return Err("--gpus hands out the GPUs of this machine; with the slurm \
+                    return Err(
+                        "--gpus hands out the GPUs of this machine; with the slurm \
                                 executor declare `resources = { gpus = N }` and Slurm assigns them"
-                        .into());
+                            .into(),
+                    );
                 }
                 Ok(Executor::Slurm(file.clone()))
             }
@@ -219,10 +221,7 @@ impl GpuPool {
     pub fn take(&self, n: usize) -> GpuLease<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while free.len() < n {
-            free = self
-                .returned
-                .wait(free)
-                .unwrap_or_else(|e| e.into_inner());
+            free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         let at = free.len() - n;
         let mut ids = free.split_off(at);

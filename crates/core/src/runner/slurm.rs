@@ -78,8 +78,9 @@ impl JobEnd {
                 } else {
                     format!(" Reason={reason}")
                 };
-                let mut s =
-                    format!("slurm job {id} ended JobState={state}{what} ExitCode={exit_code}{reason}");
+                let mut s = format!(
+                    "slurm job {id} ended JobState={state}{what} ExitCode={exit_code}{reason}"
+                );
                 if !tail.is_empty() {
                     s.push_str("; last lines of its output:\n");
                     s.push_str(tail);
@@ -163,14 +164,12 @@ fn quote(s: &OsStr) -> String {
 
 /// The job script: the same working directory, environment additions and command line as `cmd`.
 pub fn job_script(cmd: &Command) -> String {
-    let mut s = String::from("#!/bin/bash\n# Written by scan: one stage, run as a Slurm batch job.\n");
+    let mut s =
+        String::from("#!/bin/bash\n# Written by scan: one stage, run as a Slurm batch job.\n");
     if let Some(dir) = cmd.get_current_dir() {
         s.push_str(&format!("cd {} || exit 1\n", quote(dir.as_os_str())));
     }
-    s.push_str(&format!(
-        "unset {}\n",
-        crate::progress::ENV_PROGRESS_FD
-    ));
+    s.push_str(&format!("unset {}\n", crate::progress::ENV_PROGRESS_FD));
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => s.push_str(&format!("export {}={}\n", k.to_string_lossy(), quote(v))),
@@ -453,8 +452,16 @@ mod tests {
             }
             .describe()
         };
-        let t = f("TIMEOUT", "epoch 3\n*** JOB 7 CANCELLED DUE TO TIME LIMIT ***");
-        assert!(t.starts_with("slurm job 7 ended JobState=TIMEOUT (reached its time limit) ExitCode=0:15"), "{t}");
+        let t = f(
+            "TIMEOUT",
+            "epoch 3\n*** JOB 7 CANCELLED DUE TO TIME LIMIT ***",
+        );
+        assert!(
+            t.starts_with(
+                "slurm job 7 ended JobState=TIMEOUT (reached its time limit) ExitCode=0:15"
+            ),
+            "{t}"
+        );
         assert!(t.ends_with("DUE TO TIME LIMIT ***"), "{t}");
         assert!(f("OUT_OF_MEMORY", "").contains("exceeded its memory limit"));
         assert!(f("FAILED", "slurmstepd: error: Exceeded job memory limit")
@@ -491,9 +498,11 @@ mod tests {
         ] {
             assert!(f.contains(&want.to_string()), "{want} in {f:?}");
         }
-        assert!(!sbatch_flags("a", &Resources::default(), &ExecutorFile::default())
-            .iter()
-            .any(|f| f.starts_with("--gres") || f.starts_with("--mem")));
+        assert!(
+            !sbatch_flags("a", &Resources::default(), &ExecutorFile::default())
+                .iter()
+                .any(|f| f.starts_with("--gres") || f.starts_with("--mem"))
+        );
         let mut c = Command::new("/bin/prog");
         c.arg("--out")
             .arg("/s/it's out")
@@ -502,6 +511,9 @@ mod tests {
         let s = job_script(&c);
         assert!(s.contains("cd '/ws' || exit 1\n"), "{s}");
         assert!(s.contains("export SCAN_WORK_DIR='/store/work/k'\n"), "{s}");
-        assert!(s.ends_with("exec '/bin/prog' '--out' '/s/it'\\''s out'\n"), "{s}");
+        assert!(
+            s.ends_with("exec '/bin/prog' '--out' '/s/it'\\''s out'\n"),
+            "{s}"
+        );
     }
 }
