@@ -281,7 +281,7 @@ params = { name = "train", value = 1, sleep = 120, ckpt = true, outs = ["weights
 outputs = ["weights"]
 "#,
     );
-    let mut child = scan_cmd(&ws, &["run", "--executor", "slurm"])
+    let child = scan_cmd(&ws, &["run", "--executor", "slurm"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
