@@ -3,6 +3,8 @@
 # optionally (`--dvc`) `dvc repro` on an equivalent cached 3-stage dvc.yaml in the same run.
 # Usage: scripts/bench-runner.sh [--dvc] [SCAN_BINARY...]   (default: target/release/scan; several binaries
 #        are timed side by side on the same cached pipeline, e.g. a build without libtorch linked)
+# With SCAN_BENCH_WORKSPACE=DIR (a workspace whose pipeline is fully built, e.g. after `make run`), also
+# times the no-op `scan run` of that pipeline.
 # Uses hyperfine when installed (`apt-get install -y hyperfine`), else a timing loop.
 set -euo pipefail
 DVC=0
@@ -53,6 +55,12 @@ for b in "${BINS[@]}"; do
   CMDS+=("cd $WORK && $b run")
   NAMES+=("scan run (7 stages, no-op) [$b]")
 done
+if [[ -n "${SCAN_BENCH_WORKSPACE:-}" ]]; then
+  WS=$(realpath "$SCAN_BENCH_WORKSPACE")
+  n=$(cd "$WS" && "$SCAN" status --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert all(x["state"]=="fresh" for x in r), "not fully built"; print(len(r))')
+  CMDS+=("cd $WS && $SCAN run")
+  NAMES+=("scan run ($n stages of $WS/pipeline.toml, no-op)")
+fi
 if [[ $DVC == 1 ]]; then
   python3 -m venv "$WORK/dvcenv" && "$WORK/dvcenv/bin/pip" -q install dvc >/dev/null
   mkdir "$WORK/dvc" && cd "$WORK/dvc" && git init -q && "$WORK/dvcenv/bin/dvc" init -q

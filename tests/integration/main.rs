@@ -7,6 +7,7 @@ mod metrics;
 mod mine;
 mod nn;
 mod pipeline;
+mod remote;
 mod runner;
 mod slurm;
 mod store;

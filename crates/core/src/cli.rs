@@ -27,6 +27,14 @@ pub struct Cli {
     /// Pipeline file; its directory is the workspace.
     #[arg(long, global = true, default_value = runner::PIPELINE_FILE)]
     pub pipeline: PathBuf,
+    /// Remote store URL (s3://bucket/prefix, gs://…, az://…, https://host/path, file:///dir);
+    /// overrides `[remote] url` of the pipeline file; `none` disables it. Credentials come from
+    /// the service's environment (AWS_*, GOOGLE_*, AZURE_*, SCAN_REMOTE_HTTP_AUTHORIZATION).
+    #[arg(long, global = true, env = "SCAN_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+    /// Fail when the remote cannot be reached (by default `scan run` warns and builds locally).
+    #[arg(long, global = true)]
+    pub require_remote: bool,
     /// Address a recorded experiment (a variant of a sweep, see `scan exp show`) instead of the base
     /// pipeline: `run`, `status`, `explain`, `show` and `export` then act on its stages.
     #[arg(long, global = true, value_name = "NAME")]
@@ -79,6 +87,28 @@ pub enum Command {
         #[arg(long)]
         sweep: bool,
         /// Print per-stage outcomes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Upload each stage that was built to the remote (write-through; e.g. CI on main).
+        #[arg(long)]
+        push: bool,
+    },
+    /// Upload the results of STAGE... (default: all) and of every stage upstream to the remote;
+    /// only objects the remote lacks are sent.
+    Push {
+        /// Stages whose results to upload, with everything upstream (default: every stage).
+        stages: Vec<String>,
+        /// Print per-stage results (objects and bytes sent) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download the outputs of STAGE... (default: the final stages) from the remote, verified.
+    /// Keys of stages upstream are computed without running anything; a workspace input absent
+    /// here (e.g. the raw dataset) enters with the hash pipeline.lock records.
+    Pull {
+        /// Stages whose outputs to download (default: the final stages).
+        stages: Vec<String>,
+        /// Print per-stage results (objects and bytes received) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -155,7 +185,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write the results of STAGE... (and everything upstream) into one portable file.
+    /// Write the results of STAGE... (and everything upstream) into one portable file
+    /// (`-o -`: stream it to standard output).
     Export {
         /// The stages to export (their upstream stages come along).
         #[arg(required = true)]
@@ -164,7 +195,8 @@ pub enum Command {
         #[arg(short = 'o', long = "output")]
         output: PathBuf,
     },
-    /// Import a file written by `scan export` (all hashes verified; all or nothing).
+    /// Import a file written by `scan export` (all hashes verified; all or nothing); `-` reads
+    /// standard input.
     Import {
         /// A file written by `scan export`.
         file: PathBuf,
@@ -224,7 +256,8 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
             None => Vec::new(),
         };
         all.extend(sets.iter().cloned());
-        Ctx::load(&cli.pipeline, store, &all)
+        Ctx::load(&cli.pipeline, store, &all)?
+            .with_remote(cli.remote.as_deref(), cli.require_remote)
     };
     match &cli.command {
         Command::Run {
@@ -239,6 +272,7 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
             name,
             sweep,
             json,
+            push,
         } => {
             let opts = RunOptions {
                 targets: stages.clone(),
@@ -246,6 +280,9 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
                 dry_run: *dry_run,
                 executor: *executor,
                 gpus: gpus.clone(),
+                push: *push,
+                remote: cli.remote.clone(),
+                require_remote: cli.require_remote,
             };
             let args = run_cmd::SweepArgs {
                 sets: sets.clone(),
@@ -290,6 +327,8 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
                 .count();
             Ok(if bad > 0 { 1 } else { 0 })
         }
+        Command::Push { stages, json } => runner::remote::push(&ctx(&[])?, stages, *json),
+        Command::Pull { stages, json } => runner::remote::pull(&ctx(&[])?, stages, *json),
         Command::Exp { command } => {
             let base = Ctx::load(&cli.pipeline, store, &[])?;
             match command {

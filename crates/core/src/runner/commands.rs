@@ -134,7 +134,16 @@ pub fn show(ctx: &Ctx, spec: &str) -> Result<u8, RunnerError> {
         .iter()
         .find(|p| p.name == stage)
         .ok_or_else(|| RunnerError::Usage(format!("no stage `{stage}`")))?;
-    let current: Option<OutputRef> = p.outputs.as_ref().and_then(|o| o.get(output).cloned());
+    if p.state == State::Remote {
+        return Err(RunnerError::Failed(format!(
+            "stage `{stage}` is on the remote, not in this store: `scan pull {stage}` downloads it"
+        )));
+    }
+    let current: Option<OutputRef> = p
+        .outputs
+        .as_ref()
+        .filter(|_| p.state == State::Fresh)
+        .and_then(|o| o.get(output).cloned());
     let o = match current {
         Some(o) => o,
         None => {
@@ -270,6 +279,25 @@ pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, 
         .map(|e| e.key.to_string())
         .collect();
     keep.extend(ctx.store.recent_run_keys(keep_runs)?);
+    // A shared store: what every registered workspace's lock file references stays.
+    for (root, lock_path) in ctx.store.roots()? {
+        if !lock_path.is_file() {
+            if !dry_run {
+                let _ = std::fs::remove_file(&root);
+            }
+            continue;
+        }
+        match super::lockfile::LockFile::read(&lock_path) {
+            Ok(lock) => keep.extend(lock.stages.values().map(|e| e.key.to_string())),
+            Err(e) => {
+                return Err(RunnerError::Failed(format!(
+                "gc root {}: {e}; refusing to collect (fix or delete that lock file, or remove {})",
+                lock_path.display(),
+                root.display()
+            )))
+            }
+        }
+    }
     let report = ctx.store.gc(&keep, dry_run)?;
     if json {
         print_json(&report)?;
@@ -348,24 +376,41 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
             }
         }
     }
-    let report = ctx.store.export(&keys, out)?;
-    super::ui::ui().info(&format!(
-        "exported {} stages ({} blobs, {:.1} MiB) to {}",
+    let to_stdout = out == Path::new("-");
+    let report = if to_stdout {
+        let stdout = std::io::stdout().lock();
+        ctx.store
+            .export_to(&keys, std::io::BufWriter::new(stdout))?
+    } else {
+        ctx.store.export(&keys, out)?
+    };
+    eprintln!(
+        "scan: exported {} stages ({} blobs, {:.1} MiB) to {}",
         report.actions.len(),
         report.blobs,
         report.bytes as f64 / 1048576.0,
-        out.display()
-    ));
-    println!("{}", out.display());
+        if to_stdout {
+            "stdout".into()
+        } else {
+            out.display().to_string()
+        }
+    );
+    if !to_stdout {
+        println!("{}", out.display());
+    }
     Ok(0)
 }
 
-/// `scan import FILE`.
+/// `scan import FILE` (`-`: standard input, read in one pass).
 pub fn import(store: &Store, file: &Path, json: bool) -> Result<u8, RunnerError> {
     let _lock = store.lock_store(false, |h| {
         eprintln!("scan: waiting for the store lock ({h})")
     })?;
-    let report = store.import(file)?;
+    let report = if file == Path::new("-") {
+        store.import_from(std::io::stdin().lock(), Path::new("(stdin)"))?
+    } else {
+        store.import(file)?
+    };
     if json {
         print_json(&report)?;
     } else {

@@ -64,6 +64,7 @@ pub fn render(p: &Pipeline, plans: &[StagePlan], format: DagFormat) -> String {
                     State::Fresh => ("fresh", "#c8e6c9"),
                     State::Stale => ("stale", "#ffcdd2"),
                     State::Pending => ("pending", "#fff9c4"),
+                    State::Remote => ("remote", "#bbdefb"),
                 };
                 let _ = writeln!(
                     out,

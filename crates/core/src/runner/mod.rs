@@ -19,6 +19,7 @@ pub mod params;
 pub mod pipeline;
 mod pipeline_error;
 pub mod plan;
+pub mod remote;
 pub mod run_cmd;
 pub mod schedule;
 pub mod slurm;
@@ -51,6 +52,8 @@ pub enum RunnerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Remote(#[from] crate::store::remote::RemoteError),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("stage `{stage}` failed: {message}")]
     StageFailed { stage: String, message: String },
@@ -58,6 +61,15 @@ pub enum RunnerError {
     Interrupted { stage: String, work: PathBuf },
     #[error("{0}")]
     Failed(String),
+    /// A stage that must be built reads results that were to come from the remote, and fetching
+    /// them failed: the scheduler builds those upstream stages locally and retries.
+    #[error("stage `{stage}`: the outputs of {upstream:?} could not be fetched from the remote")]
+    NeedUpstream {
+        stage: String,
+        upstream: Vec<String>,
+        #[source]
+        source: crate::store::remote::RemoteError,
+    },
 }
 
 impl From<PipelineError> for RunnerError {
@@ -99,7 +111,8 @@ pub fn store_for(pipeline: &Path, store: Option<&Path>) -> Store {
     }
 }
 
-/// Everything a command needs: the validated pipeline, its store, stat cache and lock file.
+/// Everything a command needs: the validated pipeline, its store, stat cache and lock file, and
+/// the remote when one is configured (no I/O until it is used).
 #[derive(Debug)]
 pub struct Ctx {
     pub pipeline: Pipeline,
@@ -107,6 +120,9 @@ pub struct Ctx {
     pub cache: StatCache,
     pub lock_path: PathBuf,
     pub lock: lockfile::LockFile,
+    pub remote: Option<crate::store::remote::Remote>,
+    /// `--require-remote`: a remote that cannot be reached is an error, not a warning.
+    pub require_remote: bool,
 }
 
 impl Ctx {
@@ -116,10 +132,11 @@ impl Ctx {
         store: Option<&Path>,
         sets: &[String],
     ) -> Result<Ctx, RunnerError> {
-        let p = Pipeline::load(pipeline, sets)?;
+        let mut p = Pipeline::load(pipeline, sets)?;
         let store = store_for(&p.path, store);
         let lock_path = p.path.with_extension("lock");
         let lock = lockfile::LockFile::read(&lock_path)?;
+        p.bind_absent(&lock)?;
         let cache = StatCache::load(&store);
         Ok(Ctx {
             pipeline: p,
@@ -127,6 +144,47 @@ impl Ctx {
             cache,
             lock_path,
             lock,
+            remote: None,
+            require_remote: false,
         })
+    }
+
+    /// Use the remote `url` (`--remote`/`SCAN_REMOTE`) or, without one, the pipeline's
+    /// `[remote]`; `none` (or an empty value) means no remote. No network request is made here.
+    pub fn with_remote(mut self, url: Option<&str>, require: bool) -> Result<Ctx, RunnerError> {
+        let from_file = self.pipeline.remote.clone();
+        let (url, endpoint) = match url.map(str::trim) {
+            Some("") | Some("none") => (None, None),
+            Some(u) => (Some(u.to_string()), from_file.and_then(|r| r.endpoint)),
+            None => match from_file {
+                Some(r) => (Some(r.url), r.endpoint),
+                None => (None, None),
+            },
+        };
+        self.remote = match url {
+            Some(u) => Some(crate::store::remote::Remote::new(&u, endpoint.as_deref())?),
+            None => None,
+        };
+        self.require_remote = require;
+        if require && self.remote.is_none() {
+            return Err(RunnerError::Usage(
+                "--require-remote: no remote configured ([remote] url in the pipeline file, --remote or SCAN_REMOTE)".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The remote, or a usage error naming how to configure one.
+    pub fn remote(&self) -> Result<&crate::store::remote::Remote, RunnerError> {
+        self.remote.as_ref().ok_or_else(|| {
+            RunnerError::Usage(
+                "no remote configured: set `[remote] url = ...` in the pipeline file, or pass --remote URL (or SCAN_REMOTE)".into(),
+            )
+        })
+    }
+
+    /// Register this workspace's lock file as a gc root of the store (once; a no-op after).
+    pub fn register_root(&self) {
+        let _ = self.store.register_root(&self.lock_path);
     }
 }

@@ -47,6 +47,23 @@ pub enum InputSource {
     Stage { stage: String, output: String },
     /// A file or directory in the workspace: as written, and resolved.
     Path { written: String, resolved: PathBuf },
+    /// A workspace input that does not exist here (`no_data_dir`: the implicit data directory of
+    /// an `ingest` stage, none found). Only [`Pipeline::bind_absent`] sees it: it becomes
+    /// [`InputSource::Locked`] when `pipeline.lock` records the input, else the load fails.
+    Absent {
+        written: String,
+        resolved: PathBuf,
+        no_data_dir: bool,
+    },
+    /// A workspace input absent here whose content hash comes from `pipeline.lock` (a teammate
+    /// without the raw dataset): enough to compute keys and fetch results from a remote; a stage
+    /// that reads it can only be reused, not built.
+    Locked {
+        written: String,
+        resolved: PathBuf,
+        hash: crate::store::Digest,
+        kind: crate::store::OutputKind,
+    },
 }
 
 impl InputSource {
@@ -54,7 +71,9 @@ impl InputSource {
     pub fn display(&self) -> String {
         match self {
             InputSource::Stage { stage, output } => format!("{stage}.{output}"),
-            InputSource::Path { written, .. } => written.clone(),
+            InputSource::Path { written, .. }
+            | InputSource::Absent { written, .. }
+            | InputSource::Locked { written, .. } => written.clone(),
         }
     }
 }
@@ -84,7 +103,18 @@ impl Stage {
             .values()
             .filter_map(|s| match s {
                 InputSource::Stage { stage, .. } => Some(stage.as_str()),
-                InputSource::Path { .. } => None,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Workspace inputs absent here, bound to their `pipeline.lock` hashes (as `name (path)`).
+    pub fn locked_inputs(&self) -> Vec<String> {
+        self.inputs
+            .iter()
+            .filter_map(|(n, s)| match s {
+                InputSource::Locked { written, .. } => Some(format!("{n} ({written})")),
+                _ => None,
             })
             .collect()
     }
@@ -101,6 +131,15 @@ pub struct Pipeline {
     pub sweep: Option<super::sweep::SweepFile>,
     /// The `[executor]` table (default: local).
     pub executor: super::executor::ExecutorFile,
+    /// `[remote]`, validated.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// `[remote]` of the pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    pub url: String,
+    pub endpoint: Option<String>,
 }
 
 impl Pipeline {
@@ -128,6 +167,56 @@ impl Pipeline {
         resolve_params(&mut p)?;
         Ok(p)
     }
+
+    /// Bind absent workspace inputs to their hashes in `lock` (matched by stage and input name);
+    /// an absent input the lock does not record is the usual error (missing path, no data dir).
+    pub fn bind_absent(
+        &mut self,
+        lock: &super::lockfile::LockFile,
+    ) -> Result<(), Box<PipelineError>> {
+        for stage in &mut self.stages {
+            for (name, src) in stage.inputs.iter_mut() {
+                let InputSource::Absent {
+                    written,
+                    resolved,
+                    no_data_dir,
+                } = src
+                else {
+                    continue;
+                };
+                match lock
+                    .stages
+                    .get(&stage.name)
+                    .and_then(|e| e.inputs.get(name))
+                {
+                    Some(l) => {
+                        *src = InputSource::Locked {
+                            written: written.clone(),
+                            resolved: resolved.clone(),
+                            hash: l.hash.clone(),
+                            kind: l.kind,
+                        }
+                    }
+                    None if *no_data_dir => {
+                        return Err(Box::new(PipelineError::NoDataDir {
+                            path: self.path.clone(),
+                            stage: stage.name.clone(),
+                        }))
+                    }
+                    None => {
+                        return Err(Box::new(PipelineError::MissingPath {
+                            path: self.path.clone(),
+                            stage: stage.name.clone(),
+                            input: name.clone(),
+                            reference: written.clone(),
+                            resolved: resolved.clone(),
+                        }))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The file as written: the serde schema of `pipeline.toml`.
@@ -143,6 +232,18 @@ pub struct PipelineFile {
     /// Where stages run.
     #[serde(default)]
     pub executor: super::executor::ExecutorFile,
+    /// `[remote]`: where results are shared (README "Sharing").
+    pub remote: Option<RemoteFile>,
+}
+
+/// `[remote]`: a remote store URL (`s3://bucket/prefix`, `gs://…`, `az://…`, `https://host/path`,
+/// `file:///dir`) and, for S3-compatible servers, their endpoint. Never credentials: they come
+/// from the environment (the URL refuses user names, passwords and query strings).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteFile {
+    pub url: String,
+    pub endpoint: Option<String>,
 }
 
 /// `[pipeline]`.
@@ -325,7 +426,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
                 }
                 None => {
                     let resolved = workspace.join(reference);
-                    if reference.is_empty() || !resolved.exists() {
+                    if reference.is_empty() {
                         return Err(PipelineError::MissingPath {
                             path: path_buf.clone(),
                             stage: sname.clone(),
@@ -334,9 +435,18 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
                             resolved,
                         });
                     }
-                    InputSource::Path {
-                        written: reference.clone(),
-                        resolved,
+                    if resolved.exists() {
+                        InputSource::Path {
+                            written: reference.clone(),
+                            resolved,
+                        }
+                    } else {
+                        // An error unless pipeline.lock records it (Pipeline::bind_absent).
+                        InputSource::Absent {
+                            written: reference.clone(),
+                            resolved,
+                            no_data_dir: false,
+                        }
                     }
                 }
             };
@@ -354,11 +464,23 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         .into_iter()
         .filter_map(|n| stages.remove(&n))
         .collect();
+    let remote = match file.remote {
+        Some(r) => {
+            crate::store::remote::RemoteSpec::parse(&r.url, r.endpoint.as_deref())
+                .map_err(|e| invalid(format!("[remote]: {e}")))?;
+            Some(RemoteConfig {
+                url: r.url,
+                endpoint: r.endpoint,
+            })
+        }
+        None => None,
+    };
     Ok(Pipeline {
         path: path_buf,
         workspace: workspace.to_path_buf(),
         name: file.pipeline.name,
         stages,
+        remote,
         sweep: file.sweep,
         executor: file.executor,
     })
@@ -382,11 +504,12 @@ pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
                     message: e.message,
                 })?;
         if builtin == Builtin::Ingest && !stage.inputs.contains_key("data_dir") {
-            let source =
-                default_data_dir(&stage.params).ok_or_else(|| PipelineError::NoDataDir {
-                    path: p.path.clone(),
-                    stage: stage.name.clone(),
-                })?;
+            // None found: an error unless pipeline.lock records it (Pipeline::bind_absent).
+            let source = default_data_dir(&stage.params).unwrap_or(InputSource::Absent {
+                written: "$SCAN_DATA_DIR".into(),
+                resolved: PathBuf::new(),
+                no_data_dir: true,
+            });
             stage.inputs.insert("data_dir".into(), source);
         }
     }
@@ -417,7 +540,61 @@ mod tests {
     fn p(text: &str) -> Result<Pipeline, Box<PipelineError>> {
         let t = tempfile::tempdir().unwrap();
         std::fs::write(t.path().join("data.csv"), "x").unwrap();
-        parse(&t.path().join("pipeline.toml"), t.path(), text)
+        let mut pl = parse(&t.path().join("pipeline.toml"), t.path(), text)?;
+        pl.bind_absent(&super::super::lockfile::LockFile::default())?;
+        Ok(pl)
+    }
+
+    #[test]
+    fn absent_input_binds_to_the_lock() {
+        use super::super::lockfile::{LockEntry, LockFile, LockInput};
+        let t = tempfile::tempdir().unwrap();
+        let text = "[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\ninputs={raw=\"data/raw\"}\n[remote]\nurl=\"s3://b/p\"";
+        let mut pl = parse(&t.path().join("pipeline.toml"), t.path(), text).unwrap();
+        assert_eq!(pl.remote.as_ref().unwrap().url, "s3://b/p");
+        let mut lock = LockFile::default();
+        assert!(pl
+            .clone()
+            .bind_absent(&lock)
+            .unwrap_err()
+            .to_string()
+            .contains("data/raw"));
+        let hash = crate::store::Digest::of(b"raw");
+        lock.stages.insert(
+            "a".into(),
+            LockEntry {
+                key: crate::store::StageKey::of_manifest("{}"),
+                cmd: vec!["x".into()],
+                code: "exe:0".into(),
+                code_files: BTreeMap::new(),
+                params: serde_json::json!({}),
+                explicit: None,
+                inputs: BTreeMap::from([(
+                    "raw".into(),
+                    LockInput {
+                        hash: hash.clone(),
+                        kind: crate::store::OutputKind::Dir,
+                        source: "elsewhere".into(),
+                    },
+                )]),
+                outputs: BTreeMap::new(),
+            },
+        );
+        pl.bind_absent(&lock).unwrap();
+        assert!(
+            matches!(&pl.stages[0].inputs["raw"], InputSource::Locked { hash: h, .. } if *h == hash)
+        );
+        assert_eq!(pl.stages[0].locked_inputs(), ["raw (data/raw)"]);
+        for bad in ["url=\"https://u:secret@h/x\"", "url=\"s3://b\"\nbogus=1"] {
+            let text = format!("[stages.a]\ncmd=[\"x\"]\noutputs=[\"o\"]\n[remote]\n{bad}");
+            let msg = parse(&t.path().join("pipeline.toml"), t.path(), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !msg.contains("secret") && (msg.contains("[remote]") || msg.contains("bogus")),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -104,12 +104,15 @@ pub fn run(
 ) -> Result<Vec<(String, Vec<StageOutcome>)>, RunnerError> {
     let variants = variants(pipeline, store, a)?;
     if variants.is_empty() {
-        let ctx = Ctx::load(pipeline, store, &[])?;
+        let ctx = Ctx::load(pipeline, store, &[])?
+            .with_remote(opts.remote.as_deref(), opts.require_remote)?;
         return Ok(vec![("base".into(), schedule::run(&ctx, opts)?)]);
     }
     let ctxs: Vec<Ctx> = variants
         .iter()
-        .map(|v| load(pipeline, store, Some(v)))
+        .map(|v| {
+            load(pipeline, store, Some(v))?.with_remote(opts.remote.as_deref(), opts.require_remote)
+        })
         .collect::<Result<_, _>>()?;
     if opts.dry_run {
         let mut out = Vec::new();

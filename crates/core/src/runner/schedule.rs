@@ -3,9 +3,25 @@
 //! computed when its upstream stages are done, from the bytes they produced (early cutoff); a key whose
 //! result is in the store is reused. Building a key holds its lock, so a concurrent `scan run` on the same
 //! store waits for it (naming the holder) and then reuses the result. At the end `pipeline.lock` and the
+//! `scan run`: the stale stages among the targets and everything they need, in DAG order, independent
+//! stages in parallel (`--jobs N` worker threads, each supervising one child process). Each stage's key is
+//! computed when its upstream stages are done, from the bytes they produced (early cutoff); a key whose
+//! result is in the store is reused. Building a key holds its lock, so a concurrent `scan run` on the same
+//! store waits for it (naming the holder) and then reuses the result. At the end `pipeline.lock` and the
 //! run log are updated with every stage that completed, even when another failed.
+//!
+//! With a remote (README "Sharing"), a stage whose key is not in the store is looked up there
+//! before it is built. On a hit only what is needed is downloaded: the outputs of the targets
+//! (the stages named, else the pipeline's final stages) and the inputs of stages that are built
+//! here; the other hits are remembered (`remote-actions/`) with their output hashes, which is all
+//! that keys downstream need. A remote that cannot be reached is a warning and the stage is built
+//! here (`--require-remote` makes it an error); a fetch that fails while a stage waits for its
+//! inputs makes the scheduler build those upstream stages here instead. `--push` uploads each
+//! stage that was built (blobs first, record last). Stages whose results are all in the store
+//! make no network request.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -20,7 +36,8 @@ use super::sweep::Variant;
 use super::{Ctx, RunnerError};
 use crate::exp::{Experiment, ExperimentLog, StageRun};
 use crate::store::gc::RunLogEntry;
-use crate::store::{short, OutputRef, StageKey};
+use crate::store::remote::{self, RemoteError};
+use crate::store::{short, ActionRecord, OutputRef, StageKey};
 
 /// Options of `scan run`.
 #[derive(Debug, Clone, Default)]
@@ -32,31 +49,117 @@ pub struct RunOptions {
     pub executor: Option<super::executor::ExecutorKind>,
     /// `--gpus`: the devices of this machine to hand to stages that declare GPUs.
     pub gpus: Option<Vec<String>>,
+    /// Upload every stage that was built to the remote (write-through).
+    pub push: bool,
+    /// `--remote URL` (else the pipeline's `[remote]`), and `--require-remote`.
+    pub remote: Option<String>,
+    pub require_remote: bool,
 }
 
 /// What happened to one stage.
 #[derive(Debug, Clone, Serialize)]
 pub struct StageOutcome {
     pub stage: String,
-    /// `ran`, `cached`, `failed` or `not run`.
+    /// `ran`, `cached`, `pulled` (downloaded from the remote), `remote` (on the remote, not
+    /// needed here), `failed` or `not run`.
     pub status: &'static str,
     pub key: Option<StageKey>,
     pub duration_s: f64,
     pub message: Option<String>,
+    /// Bytes downloaded for this stage (`pulled`, or inputs fetched before it was built).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub downloaded_bytes: u64,
+    /// Bytes uploaded for this stage (`--push`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploaded_bytes: u64,
 }
 
-/// A built or reused stage: key, outputs, whether it ran, input hashes.
-type Built = (
-    StageKey,
-    BTreeMap<String, OutputRef>,
-    bool,
-    BTreeMap<String, key::InputHash>,
-);
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a stage's result was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Cached,
+    Pulled,
+    Remote,
+    Ran,
+}
+
+impl How {
+    fn as_str(self) -> &'static str {
+        match self {
+            How::Cached => "cached",
+            How::Pulled => "pulled",
+            How::Remote => "remote",
+            How::Ran => "ran",
+        }
+    }
+}
+
+/// A built or reused stage.
+#[derive(Clone)]
+struct Built {
+    key: StageKey,
+    outputs: BTreeMap<String, OutputRef>,
+    how: How,
+    inputs: BTreeMap<String, key::InputHash>,
+    /// The remote record when the outputs are not in the store (`How::Remote`).
+    remote_record: Option<ActionRecord>,
+    downloaded: u64,
+    uploaded: u64,
+}
+
+/// A finished stage, as the stages downstream see it.
+#[derive(Clone)]
+struct Up {
+    outputs: BTreeMap<String, OutputRef>,
+    remote_record: Option<ActionRecord>,
+}
 
 struct Done {
     index: usize,
     result: Result<Built, RunnerError>,
     duration: f64,
+}
+
+/// The remote side of one run: whether to ask it, and the warning printed once when it is down.
+struct RemoteUse {
+    push: bool,
+    warned: AtomicBool,
+}
+
+impl RemoteUse {
+    /// Turn a remote error into a warning (and `None`), unless `--require-remote` is given.
+    fn soft<T>(
+        &self,
+        ctx: &Ctx,
+        stage: &Stage,
+        what: &str,
+        r: Result<T, RemoteError>,
+    ) -> Result<Option<T>, RunnerError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if ctx.require_remote => Err(e.into()),
+            Err(e) => {
+                let down = e.is_unavailable();
+                if !down || !self.warned.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "scan: warning: {}: {what}: {}{}",
+                        stage.name,
+                        remote::chain(&e),
+                        if down {
+                            "; continuing without the remote (--require-remote makes this an error)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// The selected stages (targets plus everything upstream), as pipeline indices in topological order.
@@ -99,6 +202,7 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
             State::Stale => "would run",
             State::Pending if only_upstream => "would run if its inputs change",
             State::Pending => "would run",
+            State::Remote => "on the remote",
         };
         println!(
             "{:<14} {what}{}",
@@ -119,20 +223,28 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
             key: p.key.clone(),
             duration_s: 0.0,
             message: None,
+            downloaded_bytes: 0,
+            uploaded_bytes: 0,
         });
     }
     Ok(out)
 }
 
-/// Compute the key of stage `i` from its upstream outputs and build it unless the store has it.
+/// Compute the key of a stage from its upstream outputs; reuse it from the store, else from the
+/// remote, else build it. `needed`: its outputs must be in the store afterwards (a target).
+/// `local_only`: do not look it up remotely (fetching it failed earlier in this run).
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     ctx: &Ctx,
     exe: &Executor,
+    ru: &RemoteUse,
     stage: &Stage,
     resolved: &Resolved,
-    upstream: &BTreeMap<String, BTreeMap<String, OutputRef>>,
+    upstream: &BTreeMap<String, Up>,
+    needed: bool,
+    local_only: bool,
 ) -> Result<Built, RunnerError> {
-    let inputs = plan::input_hashes(ctx, stage, |s| upstream.get(s))?;
+    let inputs = plan::input_hashes(ctx, stage, |s| upstream.get(s).map(|u| &u.outputs))?;
     let inputs: BTreeMap<String, key::InputHash> = inputs
         .into_iter()
         .map(|(n, i)| {
@@ -143,13 +255,35 @@ fn run_one(
         .collect::<Result<_, _>>()?;
     let manifest = KeyManifest::new(stage, resolved, &inputs);
     let key = manifest.key();
+    let built = |outputs, how, remote_record, downloaded| Built {
+        key: key.clone(),
+        outputs,
+        how,
+        inputs: inputs.clone(),
+        remote_record,
+        downloaded,
+        uploaded: 0,
+    };
     let cached = |ctx: &Ctx| {
         ctx.store
             .read_action(&key)
             .filter(|r| ctx.store.has_outputs(r))
     };
     if let Some(rec) = cached(ctx) {
-        return Ok((key, rec.outputs, false, inputs));
+        return Ok(built(rec.outputs, How::Cached, None, 0));
+    }
+    // Known to be on the remote, and not needed here: no request at all.
+    let remembered = ctx
+        .remote
+        .as_ref()
+        .and_then(|_| ctx.store.read_remote_action(&key));
+    if let (Some(rec), false, false) = (&remembered, needed, local_only) {
+        return Ok(built(
+            rec.outputs.clone(),
+            How::Remote,
+            Some(rec.clone()),
+            0,
+        ));
     }
     let _lock = ctx.store.lock_key(&key, |holder| {
         super::ui::ui().info(&format!(
@@ -163,11 +297,139 @@ fn run_one(
             "{}: reusing the result the other run built",
             stage.name
         ));
-        return Ok((key, rec.outputs, false, inputs));
+        return Ok(built(rec.outputs, How::Cached, None, 0));
+    }
+    if let (Some(remote), false) = (ctx.remote.as_ref(), local_only) {
+        let rec = match remembered {
+            Some(r) => Some(r),
+            None if remote.is_down() => None,
+            None => ru
+                .soft(
+                    ctx,
+                    stage,
+                    "remote lookup failed",
+                    remote.fetch_action(&key),
+                )?
+                .flatten(),
+        };
+        if let Some(rec) = rec {
+            if !needed {
+                ctx.store.write_remote_action(&rec)?;
+                eprintln!(
+                    "scan: {}: on the remote {} (key {}; not downloaded: not needed here)",
+                    stage.name,
+                    remote.url(),
+                    key.short()
+                );
+                return Ok(built(rec.outputs.clone(), How::Remote, Some(rec), 0));
+            }
+            let what = format!("downloading key {} failed, building it here", key.short());
+            if let Some(t) = ru.soft(ctx, stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
+                eprintln!(
+                    "scan: {}: pulled from {} ({} objects, {:.1} MiB)",
+                    stage.name,
+                    remote.url(),
+                    t.objects,
+                    t.bytes as f64 / 1048576.0
+                );
+                return Ok(built(rec.outputs.clone(), How::Pulled, None, t.bytes));
+            }
+            ctx.store.forget_remote_action(&key);
+        }
+    }
+    // Built here: the inputs that are only on the remote are downloaded first.
+    let mut downloaded = 0;
+    let mut failed_upstream = Vec::new();
+    let mut first_error = None;
+    for dep in stage.deps() {
+        let Some(rec) = upstream.get(dep).and_then(|u| u.remote_record.as_ref()) else {
+            continue;
+        };
+        if ctx.store.has_outputs(rec) {
+            continue;
+        }
+        let fetched = match ctx.remote.as_ref() {
+            Some(remote) => remote.fetch_outputs(&ctx.store, rec),
+            None => Err(RemoteError::Unavailable {
+                remote: "(none configured)".into(),
+            }),
+        };
+        match fetched {
+            Ok(t) => {
+                eprintln!(
+                    "scan: {}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
+                    stage.name,
+                    t.objects,
+                    t.bytes as f64 / 1048576.0
+                );
+                downloaded += t.bytes;
+            }
+            Err(e) if ctx.require_remote => return Err(e.into()),
+            Err(e) => {
+                ctx.store.forget_remote_action(&rec.key);
+                failed_upstream.push(dep.to_string());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(source) = first_error {
+        return Err(RunnerError::NeedUpstream {
+            stage: stage.name.clone(),
+            upstream: failed_upstream,
+            source,
+        });
+    }
+    let locked = stage.locked_inputs();
+    if !locked.is_empty() {
+        return Err(RunnerError::StageFailed {
+            stage: stage.name.clone(),
+            message: format!(
+                "it must be built (key {}, in neither this store nor the remote), but input {} is absent in this workspace (pipeline.lock only has its hash)",
+                key.short(),
+                locked.join(", ")
+            ),
+        });
     }
     super::ui::ui().info(&format!("{}: running (key {})", stage.name, key.short()));
     let rec = super::exec::build(ctx, exe, stage, resolved, &key, &manifest, &inputs)?;
-    Ok((key, rec.outputs, true, inputs))
+    let mut out = built(rec.outputs.clone(), How::Ran, None, downloaded);
+    if let (Some(remote), true) = (ctx.remote.as_ref(), ru.push) {
+        if let Some(t) = ru.soft(
+            ctx,
+            stage,
+            "push failed",
+            remote.push_action(&ctx.store, &rec),
+        )? {
+            eprintln!(
+                "scan: {}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
+                stage.name,
+                remote.url(),
+                t.objects,
+                t.bytes as f64 / 1048576.0,
+                t.present
+            );
+            out.uploaded = t.bytes;
+        }
+    }
+    Ok(out)
+}
+
+/// The stages whose outputs a run must leave in the store: the targets named, else the stages
+/// no other selected stage reads from.
+pub fn needed_stages(ctx: &Ctx, targets: &[String], selected: &[usize]) -> BTreeSet<usize> {
+    let p = &ctx.pipeline;
+    if !targets.is_empty() {
+        return targets.iter().filter_map(|t| p.index(t)).collect();
+    }
+    selected
+        .iter()
+        .copied()
+        .filter(|&i| {
+            !selected
+                .iter()
+                .any(|&j| p.stages[j].deps().contains(p.stages[i].name.as_str()))
+        })
+        .collect()
 }
 
 /// One pipeline of a run: the base pipeline, or a variant of it.
@@ -202,7 +464,9 @@ fn fingerprint(stage: &Stage, resolved: &Resolved, upstream: &BTreeMap<String, u
                         upstream.get(stage).copied().unwrap_or(usize::MAX)
                     )
                 }
-                super::pipeline::InputSource::Path { resolved, .. } => {
+                super::pipeline::InputSource::Path { resolved, .. }
+                | super::pipeline::InputSource::Absent { resolved, .. }
+                | super::pipeline::InputSource::Locked { resolved, .. } => {
                     format!("path:{}", resolved.display())
                 }
             };
@@ -274,6 +538,11 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             node_of.insert((u, i), n);
         }
     }
+    if opts.push && first.ctx.remote.is_none() {
+        return Err(RunnerError::Usage(
+            "--push: no remote configured ([remote] url in the pipeline file, --remote or SCAN_REMOTE)".into(),
+        ));
+    }
     let exe = Executor::new(
         &first.ctx.pipeline.executor,
         opts.executor,
@@ -290,10 +559,26 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
     let _store_lock = store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
     })?;
+    first.ctx.register_root();
+    let ru = RemoteUse {
+        push: opts.push,
+        warned: AtomicBool::new(false),
+    };
+    // A node's outputs must end up in the store when one of its members is a target.
+    let needed: Vec<BTreeSet<usize>> = units
+        .iter()
+        .enumerate()
+        .map(|(u, unit)| needed_stages(unit.ctx, &opts.targets, &selected[u]))
+        .collect();
+    let node_needed: Vec<bool> = nodes
+        .iter()
+        .map(|node| node.members.iter().any(|(u, i)| needed[*u].contains(i)))
+        .collect();
     let jobs = opts.jobs.max(1);
     let mut results: Vec<Option<(Result<Built, String>, f64)>> = vec![None; nodes.len()];
-    let mut outputs: BTreeMap<usize, BTreeMap<String, OutputRef>> = BTreeMap::new();
+    let mut outputs: BTreeMap<usize, Up> = BTreeMap::new();
     let mut started = vec![false; nodes.len()];
+    let mut local_only = vec![false; nodes.len()];
     let mut failed = false;
     let start = Instant::now();
     std::thread::scope(|sc| {
@@ -311,7 +596,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     started[n] = true;
                     running += 1;
                     let tx = tx.clone();
-                    let ups: BTreeMap<String, BTreeMap<String, OutputRef>> = node
+                    let ups: BTreeMap<String, Up> = node
                         .deps
                         .iter()
                         .map(|(name, d)| (name.clone(), outputs[d].clone()))
@@ -319,9 +604,11 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     let ctx = units[node.unit].ctx;
                     let stage = &ctx.pipeline.stages[node.stage];
                     let res = &resolved[node.unit][&stage.name];
+                    let (need, local) = (node_needed[n], local_only[n]);
+                    let ru = &ru;
                     sc.spawn(move || {
                         let t = Instant::now();
-                        let result = run_one(ctx, exe, stage, res, &ups);
+                        let result = run_one(ctx, exe, ru, stage, res, &ups, need, local);
                         let _ = tx.send(Done {
                             index: n,
                             result,
@@ -339,11 +626,40 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             let name = &units[node.unit].ctx.pipeline.stages[node.stage].name;
             let result = match done.result {
                 Ok(built) => {
-                    if built.2 {
+                    if built.how == How::Ran {
                         super::ui::ui().info(&format!("{name}: done in {:.2}s", done.duration));
                     }
-                    outputs.insert(done.index, built.1.clone());
+                    outputs.insert(
+                        done.index,
+                        Up {
+                            outputs: built.outputs.clone(),
+                            remote_record: built.remote_record.clone(),
+                        },
+                    );
                     Ok(built)
+                }
+                Err(RunnerError::NeedUpstream {
+                    upstream: ups,
+                    source,
+                    ..
+                }) => {
+                    // Build those upstream stages here, then this one again.
+                    eprintln!(
+                        "scan: warning: {name}: fetching the outputs of {} failed ({}); building {} here",
+                        ups.join(", "),
+                        remote::chain(&source),
+                        if ups.len() == 1 { "it" } else { "them" }
+                    );
+                    for u in &ups {
+                        if let Some(&d) = node.deps.get(u) {
+                            outputs.remove(&d);
+                            results[d] = None;
+                            started[d] = false;
+                            local_only[d] = true;
+                        }
+                    }
+                    started[done.index] = false;
+                    continue;
                 }
                 Err(e) => {
                     failed = true;
@@ -365,7 +681,10 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                 let stage = &ctx.pipeline.stages[i];
                 let n = node_of[&(u, i)];
                 match &results[n] {
-                    Some((Ok((key, outs, ran, inputs)), duration)) => {
+                    Some((Ok(b), duration)) => {
+                        let (key, outs, inputs) = (&b.key, &b.outputs, &b.inputs);
+                        let first = nodes[n].members[0] == (u, i);
+                        let ran = &(b.how == How::Ran);
                         let res = &resolved[u][&stage.name];
                         lock_entries.insert(
                             stage.name.clone(),
@@ -382,20 +701,21 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                                 key: key.clone(),
                                 outputs: outs.clone(),
                                 builtin: stage.builtin.map(|b| b.binary().to_string()),
-                                ran: *ran && nodes[n].members[0] == (u, i),
+                                ran: *ran && first,
                                 duration_s: built_in,
                             },
                         );
                         StageOutcome {
                             stage: stage.name.clone(),
-                            status: if *ran && nodes[n].members[0] == (u, i) {
-                                "ran"
-                            } else {
-                                "cached"
+                            status: match b.how {
+                                How::Ran | How::Pulled if !first => "cached",
+                                how => how.as_str(),
                             },
                             key: Some(key.clone()),
                             duration_s: *duration,
                             message: None,
+                            downloaded_bytes: if first { b.downloaded } else { 0 },
+                            uploaded_bytes: if first { b.uploaded } else { 0 },
                         }
                     }
                     Some((Err(e), duration)) => StageOutcome {
@@ -404,6 +724,8 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                         key: None,
                         duration_s: *duration,
                         message: Some(e.clone()),
+                        downloaded_bytes: 0,
+                        uploaded_bytes: 0,
                     },
                     None => StageOutcome {
                         stage: stage.name.clone(),
@@ -411,6 +733,8 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                         key: None,
                         duration_s: 0.0,
                         message: Some("an upstream stage failed".into()),
+                        downloaded_bytes: 0,
+                        uploaded_bytes: 0,
                     },
                 }
             })
@@ -418,7 +742,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
         let complete = outcomes.len() == ctx.pipeline.stages.len()
             && outcomes
                 .iter()
-                .all(|o| o.status == "ran" || o.status == "cached");
+                .all(|o| matches!(o.status, "ran" | "cached" | "pulled" | "remote"));
         let record = |variant: Option<&Variant>| Experiment {
             name: variant
                 .map(|v| v.name.clone())
@@ -455,20 +779,29 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
     let ran = nodes
         .iter()
         .enumerate()
-        .filter(|(n, _)| matches!(&results[*n], Some((Ok(b), _)) if b.2))
+        .filter(|(n, _)| matches!(&results[*n], Some((Ok(b), _)) if b.how == How::Ran))
         .count();
-    let cached = flat.iter().filter(|o| o.status == "cached").count();
+    let count = |s: &str| flat.iter().filter(|o| o.status == s).count();
+    let (cached, pulled, on_remote) = (count("cached"), count("pulled"), count("remote"));
     let bad = flat
         .iter()
         .filter(|o| o.status == "failed" || o.status == "not run")
         .count();
+    let mut extra = String::new();
+    if pulled > 0 || on_remote > 0 {
+        let bytes: u64 = flat.iter().map(|o| o.downloaded_bytes).sum();
+        extra.push_str(&format!(
+            ", {pulled} pulled, {on_remote} left on the remote ({:.1} MiB downloaded)",
+            bytes as f64 / 1048576.0
+        ));
+    }
     let what = if units.len() > 1 {
         format!("{} variants, {} stages", units.len(), flat.len())
     } else {
         format!("{} stages", flat.len())
     };
     super::ui::ui().info(&format!(
-        "{what}: {ran} ran, {cached} cached{} in {:.2}s",
+        "{what}: {ran} ran, {cached} cached{extra}{} in {:.2}s",
         if bad > 0 {
             format!(", {bad} failed or not run")
         } else {

@@ -108,6 +108,57 @@ impl Store {
             .filter(|r| *r.key == *key)
     }
 
+    /// Where a record fetched from a remote is kept while its outputs are not (all) in this
+    /// store: `remote-actions/<key>.json`. It lets keys downstream be computed, and a later run
+    /// find the result, without a network request; `scan pull` or a run that needs the outputs
+    /// downloads them and moves the record to `actions/`.
+    pub fn remote_action_path(&self, key: &str) -> std::path::PathBuf {
+        self.root.join("remote-actions").join(format!("{key}.json"))
+    }
+
+    /// The remembered remote record for `key` (see [`Store::remote_action_path`]).
+    pub fn read_remote_action(&self, key: &str) -> Option<ActionRecord> {
+        let path = self.remote_action_path(key);
+        let bytes = std::fs::read(&path).ok()?;
+        ActionRecord::parse(&path, &bytes)
+            .ok()
+            .filter(|r| *r.key == *key)
+    }
+
+    /// Remember a record fetched from a remote (atomically).
+    pub fn write_remote_action(&self, rec: &ActionRecord) -> Result<()> {
+        let path = self.remote_action_path(&rec.key);
+        let bytes = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        crate::util::atomic_write(&path, &bytes)?;
+        Ok(())
+    }
+
+    /// Drop the remembered remote record of `key` (its outputs are local now, or it was bad).
+    pub fn forget_remote_action(&self, key: &str) {
+        let _ = std::fs::remove_file(self.remote_action_path(key));
+    }
+
+    /// Keys of the remembered remote records.
+    pub fn remote_action_keys(&self) -> Result<Vec<String>> {
+        let dir = self.dir("remote-actions");
+        let mut keys = Vec::new();
+        if dir.is_dir() {
+            for entry in fs_err::read_dir(&dir)? {
+                let name = entry?.file_name();
+                if let Some(k) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                    if super::is_hash(k) {
+                        keys.push(k.to_string());
+                    }
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     /// Write a record atomically.
     pub fn write_action(&self, rec: &ActionRecord) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::Json {

@@ -55,6 +55,30 @@ impl Store {
         Ok(hash)
     }
 
+    /// Commit a staged, already verified file (e.g. a download) as blob `hash`: read-only, then
+    /// renamed into place; a blob already there is kept and the staged file dropped.
+    pub fn commit_blob(&self, staged: tempfile::NamedTempFile, hash: &Digest) -> Result<()> {
+        let dest = self.blob_path(hash);
+        if dest.is_file() {
+            return Ok(());
+        }
+        if let Some(parent) = dest.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::set_permissions(staged.path(), std::fs::Permissions::from_mode(0o444))?;
+        staged.persist(&dest).map_err(|e| {
+            std::io::Error::new(e.error.kind(), format!("{}: {}", dest.display(), e.error))
+        })?;
+        Ok(())
+    }
+
+    /// Size of a stored blob.
+    pub fn blob_size(&self, hash: &str) -> Option<u64> {
+        std::fs::metadata(self.blob_path(hash))
+            .ok()
+            .map(|m| m.len())
+    }
+
     /// Contents of a blob.
     pub fn read_blob(&self, hash: &str) -> Result<Vec<u8>> {
         Ok(fs_err::read(self.blob_path(hash))?)

@@ -3,7 +3,7 @@
 //! `gc --keep-runs N` reads. Callers hold the store lock exclusively while collecting.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +28,53 @@ pub struct GcReport {
     pub removed_blobs: usize,
     pub removed_trees: usize,
     pub freed_bytes: u64,
+    /// Remembered remote records (`remote-actions/`) dropped.
+    pub removed_remote_records: usize,
     pub dry_run: bool,
 }
 
+/// One gc root: a workspace's lock file registered by `scan run`/`scan pull` on this store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GcRoot {
+    pub lock: PathBuf,
+}
+
 impl Store {
+    /// Register `lock_path` (a workspace's `pipeline.lock`) as a gc root: `scan gc` from any
+    /// workspace keeps what every registered lock file references. Writes once per workspace.
+    pub fn register_root(&self, lock_path: &Path) -> Result<()> {
+        let abs = std::path::absolute(lock_path).unwrap_or_else(|_| lock_path.to_path_buf());
+        let id = super::hash_bytes(abs.as_os_str().as_encoded_bytes());
+        let path = self
+            .dir("roots")
+            .join(format!("{}.json", super::short(&id)));
+        if path.is_file() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&GcRoot { lock: abs }).unwrap_or_default();
+        crate::util::atomic_write(&path, &bytes)?;
+        Ok(())
+    }
+
+    /// The registered roots: (root file, lock file it names).
+    pub fn roots(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let dir = self.dir("roots");
+        let mut out = Vec::new();
+        if dir.is_dir() {
+            for e in fs_err::read_dir(&dir)? {
+                let p = e?.path();
+                if let Some(root) = std::fs::read(&p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<GcRoot>(&b).ok())
+                {
+                    out.push((p, root.lock));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Append a run to the run log (and prune it to the newest entries).
     pub fn record_run(&self, entry: &RunLogEntry) -> Result<()> {
         let dir = self.dir("runs");
@@ -116,6 +159,14 @@ impl Store {
                         }
                     }
                     report.removed_actions.push(key);
+                }
+            }
+        }
+        for key in self.remote_action_keys()? {
+            if !keep.contains(&key) {
+                report.removed_remote_records += 1;
+                if !dry_run {
+                    self.forget_remote_action(&key);
                 }
             }
         }

@@ -9,6 +9,8 @@
 //!   shared by runs and taken exclusively by `gc`/`verify`.
 //! - `logs/<key>.log`, `runs/` (small run log for `gc --keep-runs`), `statcache.json`, `tmp/` (staging),
 //!   `quarantine/` (corrupt blobs found by `verify`).
+//! - `remote-actions/<key>.json`: records fetched from a remote whose outputs are not downloaded
+//!   (see [`remote`]); `roots/<id>.json`: the lock files of the workspaces using this store (gc roots).
 //!
 //! Every file is written atomically (temp file, fsync, rename) so a crash leaves either nothing or a whole file.
 
@@ -18,6 +20,7 @@ pub mod canon;
 pub mod digest;
 pub mod gc;
 pub mod lock;
+pub mod remote;
 pub mod statcache;
 pub mod transfer;
 pub mod tree;

@@ -64,6 +64,25 @@ impl Store {
 
     /// Write the records of `keys` and their blobs into the tar file `out` (atomically).
     pub fn export(&self, keys: &[String], out: &Path) -> Result<TransferReport> {
+        let dir = match out.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".scan-export-")
+            .tempfile_in(&dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let report = self.export_to(keys, std::io::BufWriter::new(tmp.as_file()))?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(out).map_err(|e| {
+            std::io::Error::new(e.error.kind(), format!("{}: {}", out.display(), e.error))
+        })?;
+        Ok(report)
+    }
+
+    /// Stream the records of `keys` and their blobs as a tar archive into `w` (e.g. stdout):
+    /// blobs are copied file by file, never held in memory.
+    pub fn export_to(&self, keys: &[String], w: impl Write) -> Result<TransferReport> {
         let mut report = TransferReport::default();
         let mut records = Vec::new();
         let mut blobs = BTreeSet::new();
@@ -80,15 +99,7 @@ impl Store {
             }
             records.push(rec);
         }
-        let dir = match out.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".scan-export-")
-            .tempfile_in(&dir)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
+        let mut builder = tar::Builder::new(w);
         let index = serde_json::json!({"schema": 1, "keys": keys});
         let index = serde_json::to_vec_pretty(&index).unwrap_or_default();
         builder.append_data(
@@ -112,24 +123,26 @@ impl Store {
             report.bytes += size;
         }
         builder.into_inner()?.flush()?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(out).map_err(|e| {
-            std::io::Error::new(e.error.kind(), format!("{}: {}", out.display(), e.error))
-        })?;
         Ok(report)
     }
 
     /// Import a file written by [`Store::export`]; all or nothing.
     pub fn import(&self, file: &Path) -> Result<TransferReport> {
+        let f = fs_err::File::open(file)?;
+        self.import_from(std::io::BufReader::new(f), file)
+    }
+
+    /// Import an archive read from `r` in one pass (e.g. stdin); `name` is used in messages.
+    pub fn import_from(&self, r: impl Read, name: &Path) -> Result<TransferReport> {
         let tmp = self.temp_dir("import")?;
-        let result = self.import_into(file, &tmp);
+        let result = self.import_into(r, name, &tmp);
         let _ = remove_tree(&tmp);
         result
     }
 
-    fn import_into(&self, file: &Path, tmp: &Path) -> Result<TransferReport> {
+    fn import_into(&self, r: impl Read, file: &Path, tmp: &Path) -> Result<TransferReport> {
         let mut report = TransferReport::default();
-        let mut archive = tar::Archive::new(std::io::BufReader::new(fs_err::File::open(file)?));
+        let mut archive = tar::Archive::new(r);
         let mut staged_blobs: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut records: Vec<ActionRecord> = Vec::new();
         let entries = archive

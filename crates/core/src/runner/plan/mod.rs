@@ -23,6 +23,9 @@ pub enum State {
     Fresh,
     Stale,
     Pending,
+    /// Not in this store, but its result is known to be on the remote (a record fetched earlier,
+    /// `remote-actions/`): keys downstream are known; `scan pull` downloads it.
+    Remote,
 }
 
 impl State {
@@ -31,6 +34,7 @@ impl State {
             State::Fresh => "fresh",
             State::Stale => "stale",
             State::Pending => "pending",
+            State::Remote => "remote",
         }
     }
 }
@@ -45,7 +49,7 @@ pub struct StagePlan {
     pub inputs: BTreeMap<String, Option<InputHash>>,
     pub key: Option<StageKey>,
     pub manifest: Option<KeyManifest>,
-    /// Outputs of the fresh action record.
+    /// Outputs of the fresh action record (or of the remembered remote record).
     pub outputs: Option<BTreeMap<String, OutputRef>>,
     /// Upstream stages that must run first.
     pub waiting_on: Vec<String>,
@@ -90,6 +94,23 @@ pub fn input_hashes<'a>(
                     path: resolved.clone(),
                 })
             }
+            InputSource::Locked {
+                resolved,
+                hash,
+                kind,
+                ..
+            } => Some(InputHash {
+                source: src.display(),
+                hash: hash.clone(),
+                kind: *kind,
+                path: resolved.clone(),
+            }),
+            InputSource::Absent { written, .. } => {
+                return Err(RunnerError::Usage(format!(
+                    "stage `{}`: input `{name}` ({written}) does not exist",
+                    stage.name
+                )))
+            }
         };
         out.insert(name.clone(), h);
     }
@@ -131,7 +152,7 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<StagePlan>, RunnerError> {
             .filter(|d| {
                 plans
                     .iter()
-                    .any(|p| p.name == *d && p.state != State::Fresh)
+                    .any(|p| p.name == *d && !matches!(p.state, State::Fresh | State::Remote))
             })
             .map(str::to_string)
             .collect();
@@ -156,12 +177,14 @@ pub fn plan(ctx: &Ctx) -> Result<Vec<StagePlan>, RunnerError> {
                 .store
                 .read_action(&key)
                 .filter(|r| ctx.store.has_outputs(r));
-            p.state = if rec.is_some() {
-                State::Fresh
-            } else {
-                State::Stale
+            let remote = || ctx.store.read_remote_action(&key);
+            (p.state, p.outputs) = match rec {
+                Some(r) => (State::Fresh, Some(r.outputs)),
+                None => match remote() {
+                    Some(r) => (State::Remote, Some(r.outputs)),
+                    None => (State::Stale, None),
+                },
             };
-            p.outputs = rec.map(|r| r.outputs);
             p.key = Some(key);
             p.manifest = Some(manifest);
         }
@@ -175,7 +198,9 @@ pub fn reasons(ctx: &Ctx, stage: &Stage, plan: &StagePlan) -> Vec<DirtyReason> {
     use DirtyReason as R;
     let mut out = Vec::new();
     let Some(entry) = ctx.lock.stages.get(&stage.name) else {
-        if plan.state != State::Fresh {
+        if let (State::Remote, Some(key)) = (plan.state, &plan.key) {
+            out.push(R::OnRemote { key: key.clone() });
+        } else if plan.state != State::Fresh {
             out.push(R::NeverBuilt);
             out.extend(plan.waiting_on.iter().map(|u| R::UpstreamFirst {
                 upstream: u.clone(),
@@ -266,6 +291,7 @@ pub fn reasons(ctx: &Ctx, stage: &Stage, plan: &StagePlan) -> Vec<DirtyReason> {
         });
     }
     match (&plan.key, plan.state) {
+        (Some(key), State::Remote) => out.push(R::OnRemote { key: key.clone() }),
         (Some(key), State::Fresh) if *key != entry.key && !out.is_empty() => {
             out.push(R::ReusedFromStore);
         }

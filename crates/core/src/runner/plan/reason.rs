@@ -93,6 +93,10 @@ pub enum DirtyReason {
         name: String,
         output: OutputRef,
     },
+    /// Its result is on the remote (record known), not downloaded into this store.
+    OnRemote {
+        key: StageKey,
+    },
 }
 
 impl DirtyReason {
@@ -179,6 +183,11 @@ impl fmt::Display for DirtyReason {
                 "key changed ({} → {}) and no result for it is in the store",
                 old.short(),
                 new.short()
+            ),
+            OnRemote { key } => write!(
+                f,
+                "on the remote, not downloaded (key {}; `scan pull` fetches it, `scan run` when needed)",
+                key.short()
             ),
             OutputMissing { name, output } => write!(
                 f,
