@@ -68,7 +68,7 @@ pub enum RunnerError {
         stage: String,
         upstream: Vec<String>,
         #[source]
-        source: crate::store::remote::RemoteError,
+        source: Box<crate::store::remote::RemoteError>,
     },
 }
 

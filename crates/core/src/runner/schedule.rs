@@ -376,7 +376,7 @@ fn run_one(
         return Err(RunnerError::NeedUpstream {
             stage: stage.name.clone(),
             upstream: failed_upstream,
-            source,
+            source: Box::new(source),
         });
     }
     let locked = stage.locked_inputs();
@@ -647,7 +647,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     eprintln!(
                         "scan: warning: {name}: fetching the outputs of {} failed ({}); building {} here",
                         ups.join(", "),
-                        remote::chain(&source),
+                        remote::chain(&*source),
                         if ups.len() == 1 { "it" } else { "them" }
                     );
                     for u in &ups {

@@ -407,7 +407,7 @@ impl Remote {
                 status,
                 reqwest::StatusCode::CONFLICT | reqwest::StatusCode::NOT_FOUND
             );
-            if !(parent_missing && !mkcol) {
+            if !parent_missing || mkcol {
                 return Err(OpError::Request(Box::new(StatusError {
                     method: "PUT",
                     url: url.clone(),
