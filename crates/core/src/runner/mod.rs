@@ -1,4 +1,4 @@
-//! The make-like runner (README "Running pipelines"; issue #3): `pipeline.toml` parsing and validation
+//! The make-like runner (README "Running pipelines"): `pipeline.toml` parsing and validation
 //! ([`pipeline`], [`params`]), stage keys and code identity ([`key`]), `pipeline.lock` ([`lockfile`]),
 //! planning and staleness reasons ([`plan`]), building one stage ([`exec`]) on an executor
 //! ([`executor`]: local processes or Slurm jobs, [`slurm`]), parallel scheduling ([`schedule`]) and the store-facing commands ([`commands`]).
