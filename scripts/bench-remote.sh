@@ -44,8 +44,8 @@ echo "bench-remote: computing ingest+pretext+embed+mine in $A (load: $(cut -d' '
 t0=$(date +%s.%N)
 "$SCAN" --remote none run mine --json > "$WORK/mine.json"
 t1=$(date +%s.%N)
-"$SCAN" --remote "$HTTP" push --json > "$WORK/push-http.json"
-"$SCAN" --remote "$S3" push --json > "$WORK/push-s3.json"
+"$SCAN" --remote "$HTTP" push mine --json > "$WORK/push-http.json"
+"$SCAN" --remote "$S3" push mine --json > "$WORK/push-s3.json"
 
 # The teammate: pipeline.toml + pipeline.lock, nothing else.
 B="$WORK/b"; mkdir -p "$B"
@@ -94,5 +94,5 @@ for name in ["http", "s3"]:
           f"{p['objects']} objects, {p['bytes']} bytes ({p['bytes'] / 1048576:.2f} MiB); stages {st}")
     print("  status after pull:", open(f"{w}/status-{name}.txt").read().replace("\n", " | "))
 for r in json.load(open(f"{w}/noop.json"))["results"]:
-    print(f"no-op: {r['command'].split('/')[-1]}: median {r['median'] * 1000:.1f} ms (mean {r['mean'] * 1000:.1f} ± {r['stddev'] * 1000:.1f} ms)")
+    print(f"no-op: {' '.join(r['command'].split()[1:])}: median {r['median'] * 1000:.1f} ms (mean {r['mean'] * 1000:.1f} ± {r['stddev'] * 1000:.1f} ms)")
 PY

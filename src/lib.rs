@@ -9,7 +9,9 @@
 pub mod augment;
 pub mod data;
 pub mod doctor;
+pub mod import;
 pub mod io;
+pub mod kmeans;
 pub mod knn;
 pub mod losses;
 pub mod metrics;

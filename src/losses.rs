@@ -1,7 +1,7 @@
 //! The three training losses, exactly as the reference implementation computes them:
-//! - SimCLR (spec section 3): one-directional, anchors = view-0 features, contrast set = both views;
-//! - SCAN (spec section 5): consistency − λ·entropy per head, and the test-split selection loss;
-//! - confidence-based, class-balanced cross-entropy for self-labeling (spec section 6).
+//! - SimCLR (METHOD.md §3): one-directional, anchors = view-0 features, contrast set = both views;
+//! - SCAN (METHOD.md §5): consistency − λ·entropy per head, and the test-split selection loss;
+//! - confidence-based, class-balanced cross-entropy for self-labeling (METHOD.md §6).
 
 use tch::{Kind, Reduction, Tensor};
 
@@ -34,7 +34,7 @@ pub struct ScanLoss {
     pub entropy: Tensor,
 }
 
-/// Entropy −Σ_c p_c log p_c of a probability vector with each p_c clamped to ≥ 1e-8 (spec section 5).
+/// Entropy −Σ_c p_c log p_c of a probability vector with each p_c clamped to ≥ 1e-8 (METHOD.md §5).
 pub fn entropy(p: &Tensor) -> Tensor {
     let p = p.clamp_min(1e-8);
     -(&p * p.log()).sum(Kind::Float)
@@ -66,7 +66,7 @@ pub fn scan_loss(
     }
 }
 
-/// Selection loss of one head on the test split (spec section 5): `probs` `[N, C]`, `neighbors`
+/// Selection loss of one head on the test split (METHOD.md §5): `probs` `[N, C]`, `neighbors`
 /// `[N, K]` int64 indices into the same rows (self included). consistency over every (anchor,
 /// neighbour column) pair, entropy of the mean probabilities, total = consistency − 1·entropy.
 /// Returns (total, consistency, entropy).
@@ -84,7 +84,7 @@ pub fn scan_selection_loss(probs: &Tensor, neighbors: &Tensor) -> (f64, f64, f64
     (consistency - ent, consistency, ent)
 }
 
-/// Self-labeling loss (spec section 6): mask = max softmax(weak) > `threshold` (strict), targets =
+/// Self-labeling loss (METHOD.md §6): mask = max softmax(weak) > `threshold` (strict), targets =
 /// argmax weak; class weights n_masked / count_c for present classes (1 for absent ones); weighted
 /// cross-entropy of `strong_logits` on masked samples (PyTorch weighted mean). `None` when no
 /// sample passes the threshold (the reference raises; the caller skips the batch and counts it).

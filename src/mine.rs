@@ -1,16 +1,19 @@
-//! Stage `mine`: exact k-NN mining of embeddings (spec section 4).
+//! Stage `mine`: exact k-NN mining of embeddings (METHOD.md §4).
 //!
-//! Inputs `train` and `test` (embeddings Parquet from `embed`); each split is searched against
-//! itself (the test split gets its own neighbours). Outputs `train` and `test` (neighbours Parquet,
+//! Inputs `train` and `test`: embeddings Parquet from `embed`, or embeddings made elsewhere (any
+//! Parquet file with one list-of-float column, or a NumPy `.npy` float matrix; see
+//! [`crate::io::read_embeddings`]); each split is searched against itself (the test split gets its own
+//! neighbours). With `normalize = true` every row is L2-normalised first, so that the inner product
+//! is the cosine similarity. Outputs `train` and `test` (neighbours Parquet,
 //! top-(k+1) by inner product with self at column 0; k = `k_train` / `k_test`) and `metrics` (JSON:
-//! n, k, neighbour accuracy with self excluded when labels exist, timings).
+//! n, k, neighbour accuracy with self excluded when labels exist; the timings go to the log only).
 //!
-//! Neighbour accuracy (spec section 4) = mean over anchors and columns 1..k of
+//! Neighbour accuracy (METHOD.md §4.3) = mean over anchors and columns 1..k of
 //! `[label(neighbour) == label(anchor)]`. Anchors with unknown label (-1) are left out, and a
 //! neighbour with unknown label counts as a mismatch; `null` when no anchor is labelled.
 //!
-//! The neighbours files are byte-reproducible (exact search, deterministic ties). `metrics` also
-//! holds wall-clock timings, so its bytes differ between runs.
+//! The neighbours files and `metrics` are byte-reproducible (exact search, deterministic ties; no
+//! timings in any output, so that early cutoff in the runner sees equal hashes).
 
 use std::path::Path;
 use std::time::Instant;
@@ -78,15 +81,38 @@ pub fn file_hash(path: &Path) -> anyhow::Result<String> {
     Ok(h.finalize().to_hex().to_string())
 }
 
+/// L2-normalise every row in place; a zero row cannot be and is an error naming it.
+pub fn normalize_rows(e: &mut Embeddings) -> Result<(), String> {
+    let dim = e.dim;
+    for (i, row) in e.data.chunks_mut(dim).enumerate() {
+        let norm = row
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if norm == 0.0 {
+            return Err(format!("row {i} is all zeros and cannot be normalised"));
+        }
+        row.iter_mut()
+            .for_each(|x| *x = (f64::from(*x) / norm) as f32);
+    }
+    e.meta.normalized = true;
+    Ok(())
+}
+
 /// Mine one split: read, search, write the neighbours; returns its metrics entry.
 fn mine_split(
     input: &Path,
     output: &Path,
     k: usize,
     device: SearchDevice,
+    normalize: bool,
 ) -> anyhow::Result<serde_json::Value> {
     let t0 = Instant::now();
-    let e = read_embeddings(input)?;
+    let mut e = read_embeddings(input)?;
+    if normalize {
+        normalize_rows(&mut e).map_err(|m| anyhow::anyhow!("{}: {m}", input.display()))?;
+    }
     let hash = file_hash(input)?;
     let t_read = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -122,6 +148,8 @@ fn mine_split(
         "k": k,
         "normalized": e.meta.normalized,
         "labeled_anchors": labeled,
+        "dataset_hash": (!e.meta.dataset_hash.is_empty()).then_some(&e.meta.dataset_hash),
+        "weights_hash": (!e.meta.weights_hash.is_empty()).then_some(&e.meta.weights_hash),
         "neighbor_accuracy": accuracy,
     }))
 }
@@ -139,12 +167,14 @@ pub fn run_stage(args: &StageArgs) -> anyhow::Result<()> {
         &args.output("train"),
         params.k_train,
         device,
+        params.normalize,
     )?;
     let test = mine_split(
         &args.input("test")?,
         &args.output("test"),
         params.k_test,
         device,
+        params.normalize,
     )?;
     eprintln!(
         "mine: device {}, cpu kernel {:?}, {threads} threads",
@@ -181,8 +211,8 @@ mod tests {
     fn params_defaults_and_unknown_key() {
         let p: MineParams = crate::stage::parse_params(Path::new("p.json"), "{}").unwrap();
         assert_eq!(
-            (p.k_train, p.k_test, p.device),
-            (20, 5, scan_core::params::Device::Auto)
+            (p.k_train, p.k_test, p.device, p.normalize),
+            (20, 5, scan_core::params::Device::Auto, false)
         );
         let e = crate::stage::parse_params::<MineParams>(Path::new("p.json"), r#"{"k":3}"#);
         assert!(e.unwrap_err().to_string().contains("`k`"));

@@ -1,5 +1,5 @@
-//! Geometry on pixel tensors with PIL's integer semantics (spec §3 RandomResizedCrop and flip;
-//! spec §7 Rotate, ShearX/Y, TranslateX/Y, RandomCrop, Cutout).
+//! Geometry on pixel tensors with PIL's integer semantics (METHOD.md §3 RandomResizedCrop and flip;
+//! METHOD.md §7 Rotate, ShearX/Y, TranslateX/Y, RandomCrop, Cutout).
 //!
 //! - Affine maps with nearest-neighbour sampling and black fill are PIL's `Image.transform(AFFINE)`:
 //!   a map with a shear/rotation part runs PIL's 16.16 fixed-point engine (`affine_fixed`), a pure

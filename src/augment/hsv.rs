@@ -1,4 +1,4 @@
-//! torchvision's `adjust_hue` on PIL images (spec §3 ColorJitter hue): convert to PIL's 8-bit HSV,
+//! torchvision's `adjust_hue` on PIL images (METHOD.md §3 ColorJitter hue): convert to PIL's 8-bit HSV,
 //! add `trunc(hue·255)` to H modulo 256, convert back. PIL's `rgb2hsv_row`/`hsv2rgb` (Convert.c)
 //! mix float32 and float64 arithmetic; every step is reproduced in float64 with explicit rounding to
 //! float32 where PIL stores into a `float`, so the result is PIL's exactly.

@@ -1,8 +1,8 @@
-//! Batched, seeded image augmentations on the training device (spec sections 3 and 7).
+//! Batched, seeded image augmentations on the training device (METHOD.md §3 and §7).
 //!
-//! - [`SimclrAugment`] (spec §3): RandomResizedCrop → flip → ColorJitter in random order → grayscale
+//! - [`SimclrAugment`] (METHOD.md §3): RandomResizedCrop → flip → ColorJitter in random order → grayscale
 //!   → normalise.
-//! - [`StrongAugment`] (spec §7): flip → RandomCrop → `num_ops` RandAugment ops → normalise → Cutout.
+//! - [`StrongAugment`] (METHOD.md §7): flip → RandomCrop → `num_ops` RandAugment ops → normalise → Cutout.
 //! - [`Normalize`]: the test-time transform (ToTensor + Normalize).
 //!
 //! Every random parameter is drawn per sample on the CPU from the seeded [`AugRng`]; the images are
@@ -67,21 +67,21 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    /// CIFAR-10 statistics (spec §3).
+    /// CIFAR-10 statistics (METHOD.md §2.3).
     pub fn cifar10() -> Self {
         Normalize {
             mean: vec![0.4914, 0.4822, 0.4465],
             std: vec![0.2023, 0.1994, 0.2010],
         }
     }
-    /// CIFAR-100 statistics (spec §3).
+    /// CIFAR-100 statistics (METHOD.md §2.3).
     pub fn cifar100() -> Self {
         Normalize {
             mean: vec![0.5071, 0.4867, 0.4408],
             std: vec![0.2675, 0.2565, 0.2761],
         }
     }
-    /// ImageNet statistics, used for STL-10 (spec §3).
+    /// ImageNet statistics, used for STL-10 (METHOD.md §2.3).
     pub fn imagenet() -> Self {
         Normalize {
             mean: vec![0.485, 0.456, 0.406],

@@ -1,5 +1,5 @@
-//! Colour and lookup-table ops on pixel tensors with PIL's uint8 semantics (spec §3 ColorJitter's
-//! brightness/contrast/saturation and grayscale; spec §7 AutoContrast, Equalize, Solarize, Color,
+//! Colour and lookup-table ops on pixel tensors with PIL's uint8 semantics (METHOD.md §3 ColorJitter's
+//! brightness/contrast/saturation and grayscale; METHOD.md §7 AutoContrast, Equalize, Solarize, Color,
 //! Contrast, Brightness, Sharpness, Posterize).
 //!
 //! A pixel tensor is float32 `[n, C, H, W]` holding integer values 0..255 (C = 1 or 3). Per-sample

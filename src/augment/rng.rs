@@ -1,4 +1,4 @@
-//! The seeded random source of the augmentations (spec sections 3 and 7): every per-sample parameter
+//! The seeded random source of the augmentations (METHOD.md §3 and §7): every per-sample parameter
 //! is drawn on the CPU from a ChaCha8 stream, so the same seed and the same input give the same
 //! output on any device.
 

@@ -1,4 +1,4 @@
-//! SimCLR augmentation (spec §3), torchvision semantics on PIL images, batched:
+//! SimCLR augmentation (METHOD.md §3), torchvision semantics on PIL images, batched:
 //! RandomResizedCrop(size, scale, ratio, bilinear) → horizontal flip (p) → with p ColorJitter
 //! (brightness, contrast, saturation, hue in a random order per sample) → RandomGrayscale (p) →
 //! normalise. For 1-channel images saturation, hue and grayscale are identities (as for PIL "L").

@@ -1,4 +1,4 @@
-//! Strong augmentation "ours" (spec §7), the reference's PIL semantics, batched: horizontal flip
+//! Strong augmentation "ours" (METHOD.md §7), the reference's PIL semantics, batched: horizontal flip
 //! (p) → RandomCrop(crop_size, no padding) → `num_ops` ops drawn with replacement from the 14
 //! RandAugment ops, each always applied with magnitude `v = U(0,1)·(max − min) + min` (random sign
 //! for Rotate, ShearX/Y, TranslateX/Y) → normalise → Cutout (side `randint(1, L)`, centre uniform,
@@ -50,7 +50,7 @@ impl StrongOp {
         StrongOp::ShearY,
     ];
 
-    /// The magnitude range (min, max) of spec §7.
+    /// The magnitude range (min, max) of METHOD.md §7.
     pub fn range(self) -> (f64, f64) {
         match self {
             StrongOp::Identity | StrongOp::AutoContrast | StrongOp::Equalize => (0.0, 1.0),

@@ -1,4 +1,4 @@
-//! CIFAR-10 and CIFAR-100 readers (issue #4): the binary version (records of label byte(s) + 3072
+//! CIFAR-10 and CIFAR-100 readers: the binary version (records of label byte(s) + 3072
 //! channel-planar pixels: 1024 R, 1024 G, 1024 B, each row-major 32×32) and the python version
 //! (pickled dict with `data`: uint8 [N, 3072] in the same planar layout, and label lists). Both are
 //! converted to HWC. CIFAR-100 carries a coarse (20 superclasses, "CIFAR-100-20") and a fine (100)

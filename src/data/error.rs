@@ -1,4 +1,4 @@
-//! Errors of the `ingest` stage (issue #4): every message names the offending file or folder.
+//! Errors of the `ingest` stage: every message names the offending file, folder or URL.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,9 @@ pub enum IngestError {
     Params(String),
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A failed download (`download = true`).
+    #[error(transparent)]
+    Download(#[from] super::download::DownloadError),
 }
 
 impl IngestError {

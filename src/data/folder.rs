@@ -1,4 +1,4 @@
-//! Image-folder reader (issue #4): a folder of PNG/JPEG files is either a class tree (one subfolder per
+//! Image-folder reader: a folder of PNG/JPEG files is either a class tree (one subfolder per
 //! class, classes sorted by name, label = index) or flat (unlabeled, labels −1). Files are taken in
 //! name order; hidden entries (`.…`) and files without a `.png`/`.jpg`/`.jpeg` extension are ignored.
 //! Grey images give 1 channel, colour images 3 (alpha is dropped, 16-bit is reduced to 8-bit); all

@@ -1,4 +1,4 @@
-//! MNIST / Fashion-MNIST IDX files (issue #4), gzipped or not: `idx3-ubyte` images `[N, rows, cols]`
+//! MNIST / Fashion-MNIST IDX files, gzipped or not: `idx3-ubyte` images `[N, rows, cols]`
 //! and `idx1-ubyte` labels `[N]`, big-endian header, magic `00 00 08 <ndims>`.
 
 use super::raw::RawFile;

@@ -1,8 +1,8 @@
-//! Per-channel normalisation statistics of each dataset (spec §3 "Normalisation").
+//! Per-channel normalisation statistics of each dataset (METHOD.md §2.3).
 
 /// `(mean, std)` per channel for `dataset` (the names of the `ingest` params) with `channels` channels.
 ///
-/// CIFAR-10, CIFAR-100(-20) and STL-10 (ImageNet statistics) as in spec §3; MNIST 0.1307 / 0.3081 and
+/// CIFAR-10, CIFAR-100(-20) and STL-10 (ImageNet statistics) as in METHOD.md §2.3; MNIST 0.1307 / 0.3081 and
 /// Fashion-MNIST 0.2860 / 0.3530 (one channel); anything else (e.g. `folder`) 0.5 / 0.5. One-channel
 /// statistics are repeated when more channels are asked for; three-channel statistics asked for with
 /// another channel count fall back to 0.5 / 0.5.

@@ -1,4 +1,4 @@
-//! numpy arrays inside pickles (issue #4, CIFAR python version): recognise the objects numpy's
+//! numpy arrays inside pickles (CIFAR python version): recognise the objects numpy's
 //! `__reduce__` produces (`_reconstruct` + `BUILD` state up to protocol 4, `_frombuffer` at protocol 5)
 //! and return a C-order uint8 array's shape and raw bytes.
 

@@ -1,12 +1,17 @@
-//! A minimal, safe pickle reader for the CIFAR "python version" files (issue #4): no Python at run
-//! time, no code execution. It evaluates the opcodes of protocols 0–5 that plain data uses (dicts,
-//! lists, tuples, ints, floats, str/bytes) into a [`Value`] tree; a call of a global (`REDUCE`,
-//! `NEWOBJ`) becomes an inert [`Value::Object`], except `_codecs.encode(s, 'latin1')` and `bytes()`,
-//! which is how Python 3 writes `bytes` at protocol 2. [`super::numpy::ndarray`] then recognises
-//! numpy's `_reconstruct` / `_frombuffer` objects and returns the raw array bytes.
+//! A minimal, safe pickle reader for the CIFAR "python version" files and PyTorch checkpoints: no
+//! Python at run time, no code execution. It evaluates the opcodes of protocols 0–5 that plain data
+//! uses (dicts, lists, tuples, ints, floats, str/bytes) into a [`Value`] tree; a call of a global
+//! (`REDUCE`, `NEWOBJ`) becomes an inert [`Value::Object`], except `_codecs.encode(s, 'latin1')` and
+//! `bytes()`, which is how Python 3 writes `bytes` at protocol 2, and `collections.OrderedDict()`,
+//! which becomes a [`Value::Dict`] (a PyTorch state_dict; its `BUILD` state, the `_metadata`
+//! attribute, is dropped). A persistent id (`PERSID`, `BINPERSID`: how PyTorch refers to tensor
+//! storages) becomes an inert [`Value::Persistent`]. [`super::numpy::ndarray`] then recognises
+//! numpy's `_reconstruct` / `_frombuffer` objects and returns the raw array bytes; `nn::torch_file`
+//! resolves PyTorch's tensors.
 //!
-//! The memo keeps snapshots (taken when an object is memoised), which is exact for the official files:
-//! they never fetch a container from the memo after filling it.
+//! The memo keeps snapshots (taken when an object is memoised), which is exact for these files: they
+//! never fetch a container from the memo after filling it (PyTorch fetches only globals, storage
+//! keys and the empty hooks dict).
 
 use std::rc::Rc;
 
@@ -23,6 +28,10 @@ pub enum Value {
     Tuple(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     Global(String, String),
+    /// A persistent id (`PERSID` / `BINPERSID`), left for the caller to resolve.
+    Persistent(Box<Value>),
+    /// An integer that does not fit 64 bits, as its little-endian two's-complement bytes.
+    BigInt(Vec<u8>),
     /// `callable(*args)` with an optional `BUILD` state.
     Object {
         callable: Box<Value>,
@@ -122,6 +131,9 @@ fn call(callable: Value, args: Vec<Value>) -> Result<Value, String> {
             }
         }
     }
+    if callable.is_global(&["collections"], "OrderedDict") && args.is_empty() {
+        return Ok(Value::Dict(Vec::new()));
+    }
     if callable.is_global(&["__builtin__", "builtins"], "bytes") && args.is_empty() {
         return Ok(Value::Bytes(Rc::new(Vec::new())));
     }
@@ -134,6 +146,12 @@ fn call(callable: Value, args: Vec<Value>) -> Result<Value, String> {
 
 /// Decode a pickle.
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    parse_prefix(bytes).map(|(v, _)| v)
+}
+
+/// Decode the pickle at the start of `bytes`; returns the value and the number of bytes it took
+/// (files such as PyTorch's legacy checkpoints hold several pickles back to back).
+pub fn parse_prefix(bytes: &[u8]) -> Result<(Value, usize), String> {
     let mut r = Reader { b: bytes, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
@@ -175,7 +193,12 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
             0x95 => {
                 r.u64()?;
             }
-            b'.' => return stack.pop().ok_or_else(|| "empty pickle".to_string()),
+            b'.' => {
+                return stack
+                    .pop()
+                    .map(|v| (v, r.pos))
+                    .ok_or_else(|| "empty pickle".to_string())
+            }
             b'(' => marks.push(stack.len()),
             b'}' => stack.push(Value::Dict(Vec::new())),
             b']' => stack.push(Value::List(Vec::new())),
@@ -284,7 +307,8 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                 };
                 let s = r.take(n)?;
                 if n > 8 {
-                    return Err(format!("integer too large at offset {at}"));
+                    stack.push(Value::BigInt(s.to_vec()));
+                    continue;
                 }
                 let fill = if s.last().is_some_and(|&b| b & 0x80 != 0) {
                     0xff
@@ -351,8 +375,20 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
                 let st = pop!();
                 match top!() {
                     Value::Object { state, .. } => *state = Some(Box::new(st)),
+                    // An OrderedDict's instance attributes (a state_dict's `_metadata`).
+                    Value::Dict(_) => {}
                     _ => return Err(format!("BUILD on a non-object at offset {at}")),
                 }
+            }
+            b'Q' => {
+                let pid = pop!();
+                stack.push(Value::Persistent(Box::new(pid)));
+            }
+            b'P' => {
+                let pid = r.line()?.to_string();
+                stack.push(Value::Persistent(Box::new(Value::Str(Rc::from(
+                    pid.as_str(),
+                )))));
             }
             b'0' => {
                 pop!();
@@ -425,6 +461,27 @@ mod tests {
         }
         assert!(parse(b"hello world").is_err());
         assert!(parse(b"").unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn torch_state_dict_layout() {
+        // OrderedDict() with one entry whose value is a persistent id, then a BUILD of `_metadata`;
+        // then PyTorch's legacy magic number as a 10-byte LONG1.
+        let mut p = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00w".to_vec();
+        p.extend_from_slice(
+            b"(X\x07\x00\x00\x00storageX\x01\x00\x00\x000tQs}X\x09\x00\x00\x00_metadata",
+        );
+        p.extend_from_slice(b"}sb.");
+        let (v, used) = parse_prefix(&p).unwrap();
+        assert_eq!(used, p.len());
+        let Some(Value::Persistent(pid)) = v.get("w") else {
+            panic!("{v:?}")
+        };
+        assert!(matches!(&**pid, Value::Tuple(t) if t.len() == 2));
+        let magic = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+        let (m, used) = parse_prefix(magic).unwrap();
+        assert_eq!(used, magic.len());
+        assert!(matches!(m, Value::BigInt(b) if b.len() == 10));
     }
 
     #[test]

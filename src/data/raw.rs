@@ -1,4 +1,4 @@
-//! Raw input files (issue #4): locate them, read them whole (gunzipping `.gz`), and record each one's
+//! Raw input files: locate them, read them whole (gunzipping `.gz`), and record each one's
 //! name and BLAKE3 checksum for the artifact metadata.
 
 use std::io::Read;

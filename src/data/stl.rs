@@ -1,7 +1,7 @@
-//! STL-10 binary reader (issue #4): `*_X.bin` holds uint8 images of 3×96×96, each channel plane
+//! STL-10 binary reader: `*_X.bin` holds uint8 images of 3×96×96, each channel plane
 //! stored **column-major** (byte `c·9216 + x·96 + y` is pixel (y, x, c)); `*_y.bin` one label byte
-//! per image, 1..10 (→ 0..9). The X files are streamed (the unlabeled one is 2.7 GB), hashed on the
-//! way, and transposed to HWC.
+//! per image, 1..10 (→ 0..9). The X files are streamed (the unlabeled one is 2.7 GB) from disk or from
+//! the official archive, hashed on the way, and transposed to HWC.
 
 use std::io::Read;
 use std::path::Path;
@@ -35,7 +35,20 @@ fn colmajor_to_hwc(src: &[u8], dst: &mut [u8]) {
 /// Read an `*_X.bin` file (recorded as `name`): HWC images and the file's checksum record.
 pub fn read_images(path: &Path, name: &str) -> Result<(Vec<u8>, SourceFile), IngestError> {
     let mut f = fs_err::File::open(path)?;
-    let len = f.metadata()?.len() as usize;
+    let len = f.metadata()?.len();
+    read_images_from(&mut f, len, path, name)
+}
+
+/// Read `len` bytes of `*_X.bin` content from `reader` (a file, or an archive member); `path` names
+/// it in errors, `name` in the checksum record.
+pub fn read_images_from(
+    reader: &mut dyn Read,
+    len: u64,
+    path: &Path,
+    name: &str,
+) -> Result<(Vec<u8>, SourceFile), IngestError> {
+    let len = usize::try_from(len)
+        .map_err(|_| IngestError::bad(path, format!("{len} bytes do not fit in memory")))?;
     if len == 0 || !len.is_multiple_of(PIXELS) {
         return Err(IngestError::bad(
             path,
@@ -52,7 +65,7 @@ pub fn read_images(path: &Path, name: &str) -> Result<(Vec<u8>, SourceFile), Ing
     let mut buf = vec![0u8; CHUNK.min(n) * PIXELS];
     for out in images.chunks_mut(CHUNK * PIXELS) {
         let src = &mut buf[..out.len()];
-        f.read_exact(src)?;
+        reader.read_exact(src)?;
         hasher.update(src);
         out.par_chunks_mut(PIXELS)
             .zip(src.par_chunks(PIXELS))

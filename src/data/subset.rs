@@ -1,4 +1,4 @@
-//! Subsets for small runs (issue #4): the first N images, or a seeded random N, stratified by label.
+//! Subsets for small runs: the first N images, or a seeded random N, stratified by label.
 //!
 //! Random rule (exact, so that it can be reproduced): group the images by label value (−1, i.e.
 //! unknown, is a group of its own; an unlabeled split is a single group); group c with m_c of the M

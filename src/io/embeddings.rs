@@ -1,4 +1,6 @@
-//! The embeddings artifact written by `embed` and read by `mine`, `cluster`, ... (spec section 4).
+//! The embeddings artifact written by `embed` (METHOD.md §4), and the reader `mine` uses, which also
+//! takes embeddings made by other tools: any Parquet file with one list-of-float column, or a NumPy
+//! `.npy` float matrix.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,12 +9,11 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, FixedSizeListArray, Float32Array, Int64Array, UInt32Array,
 };
-use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, UInt32Type};
+use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::common::{
-    expect_columns, fixed_list_of, item_field, kv_get, kv_parse, open_parquet,
-    write_parquet_atomic, IoError, BATCH_ROWS,
+    item_field, kv_parse, open_parquet, write_parquet_atomic, IoError, BATCH_ROWS,
 };
 
 const KIND: &str = "embeddings";
@@ -126,26 +127,208 @@ pub fn write_embeddings(path: &Path, e: &Embeddings) -> Result<(), IoError> {
     write_parquet_atomic(path, schema.clone(), &kv, batches)
 }
 
-/// Read an embeddings file written by [`write_embeddings`] (or any writer producing the same schema
-/// and key-value metadata). Errors name the file: not Parquet, wrong schema, wrong dimension, nulls.
-pub fn read_embeddings(path: &Path) -> Result<Embeddings, IoError> {
-    let mut list_dim = None;
-    let opened = open_parquet(path, |s| {
-        expect_columns(
-            s,
-            &[
-                ("index", |t| t == &DataType::UInt32, "uint32"),
-                ("label", |t| t == &DataType::Int64, "int64"),
-                (
-                    "embedding",
-                    |t| fixed_list_of(t, &DataType::Float32).is_some(),
-                    "fixed_size_list<float32>",
+/// The list-of-float columns of `schema` (fixed-size or variable lists of float16/32/64).
+fn float_list_columns(schema: &Schema) -> Vec<usize> {
+    let is_float =
+        |t: &DataType| matches!(t, DataType::Float16 | DataType::Float32 | DataType::Float64);
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| match f.data_type() {
+            DataType::FixedSizeList(item, _) | DataType::List(item) | DataType::LargeList(item) => {
+                is_float(item.data_type())
+            }
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Which column holds the embeddings: the only list-of-float column, or, among several, the one
+/// named `embedding`.
+fn pick_embedding_column(schema: &Schema) -> Result<usize, String> {
+    let cols = float_list_columns(schema);
+    let names: Vec<&str> = cols
+        .iter()
+        .map(|&i| schema.field(i).name().as_str())
+        .collect();
+    match cols[..] {
+        [i] => Ok(i),
+        [] => Err(format!(
+            "no column holds a list of floats (one embedding per row); columns: {:?}",
+            schema
+                .fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+        )),
+        _ => cols
+            .iter()
+            .copied()
+            .find(|&i| schema.field(i).name() == "embedding")
+            .ok_or_else(|| {
+                format!(
+                    "several columns hold lists of floats ({names:?}); name the embeddings column \
+                     `embedding`"
+                )
+            }),
+    }
+}
+
+/// An optional integer column `name` (any integer type).
+fn int_column(schema: &Schema, name: &str) -> Result<Option<usize>, String> {
+    match schema.index_of(name) {
+        Ok(i) if schema.field(i).data_type().is_integer() => Ok(Some(i)),
+        Ok(i) => Err(format!(
+            "column `{name}` has type {}, expected an integer type",
+            schema.field(i).data_type()
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Append the rows of one list column batch to `out` (`dim` fixed by the first row).
+fn append_rows(
+    path: &Path,
+    column: &dyn Array,
+    row0: usize,
+    dim: &mut Option<usize>,
+    out: &mut Vec<f32>,
+) -> Result<(), IoError> {
+    if let Some(i) = (0..column.len()).find(|&i| column.is_null(i)) {
+        return Err(IoError::invalid(
+            path,
+            format!("row {} has no embedding (null)", row0 + i),
+        ));
+    }
+    let (values, offsets): (ArrayRef, Vec<usize>) = match column.data_type() {
+        DataType::FixedSizeList(_, size) => {
+            let list = column.as_fixed_size_list();
+            let size = *size as usize;
+            let offs = (0..=list.len()).map(|i| i * size).collect();
+            (list.values().clone(), offs)
+        }
+        DataType::List(_) => {
+            let list = column.as_list::<i32>();
+            let offs = list.value_offsets().iter().map(|&o| o as usize).collect();
+            (list.values().clone(), offs)
+        }
+        _ => {
+            let list = column.as_list::<i64>();
+            let offs = list.value_offsets().iter().map(|&o| o as usize).collect();
+            (list.values().clone(), offs)
+        }
+    };
+    let values =
+        arrow::compute::cast(&values, &DataType::Float32).map_err(|e| IoError::arrow(path, e))?;
+    let values = values.as_primitive::<Float32Type>();
+    for (i, w) in offsets.windows(2).enumerate() {
+        let (lo, hi) = (w[0], w[1]);
+        let len = hi - lo;
+        let want = *dim.get_or_insert(len);
+        if len != want || len == 0 || hi > values.len() {
+            return Err(IoError::invalid(
+                path,
+                format!(
+                    "row {} has {len} values, expected {want} (every embedding must have the same \
+                     length)",
+                    row0 + i
                 ),
-            ],
-        )?;
-        list_dim = fixed_list_of(s.field(2).data_type(), &DataType::Float32);
+            ));
+        }
+        if values.null_count() > 0 && (lo..hi).any(|k| values.is_null(k)) {
+            return Err(IoError::invalid(
+                path,
+                format!("row {} has null values", row0 + i),
+            ));
+        }
+        let row = &values.values()[lo..hi];
+        if let Some(v) = row.iter().find(|v| !v.is_finite()) {
+            return Err(IoError::invalid(
+                path,
+                format!("row {} holds the non-finite value {v}", row0 + i),
+            ));
+        }
+        out.extend_from_slice(row);
+    }
+    Ok(())
+}
+
+/// Whether every row of `data` has L2 norm 1 (within float32 rounding).
+pub fn rows_normalized(data: &[f32], dim: usize) -> bool {
+    dim > 0
+        && data.chunks(dim).all(|r| {
+            let n: f64 = r
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                .sqrt();
+            (n - 1.0).abs() < 1e-3
+        })
+}
+
+/// Read embeddings for mining: this project's embeddings Parquet, any other Parquet file with one
+/// list-of-float column (any codec; optional integer columns `index` and `label`; the `scan.*`
+/// provenance keys are optional and checked when present), or a NumPy `.npy` float matrix. Rows
+/// without a label get −1, a file without an `index` column gets 0..n. Errors name the file.
+pub fn read_embeddings(path: &Path) -> Result<Embeddings, IoError> {
+    let mut head = [0u8; 6];
+    let is_npy = std::fs::File::open(path)
+        .and_then(|mut f| {
+            use std::io::Read;
+            f.read(&mut head)
+        })
+        .map(|n| n == head.len() && head == super::npy::NPY_MAGIC)
+        .unwrap_or(false);
+    if is_npy {
+        return read_npy_embeddings(path);
+    }
+    read_parquet_embeddings(path)
+}
+
+fn read_npy_embeddings(path: &Path) -> Result<Embeddings, IoError> {
+    let bytes = fs_err::read(path).map_err(|source| IoError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let m = super::npy::parse_npy(path, &bytes)?;
+    if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
+        return Err(IoError::invalid(
+            path,
+            format!(
+                "row {} holds the non-finite value {}",
+                i / m.cols,
+                m.data[i]
+            ),
+        ));
+    }
+    let n = u32::try_from(m.rows)
+        .map_err(|_| IoError::invalid(path, format!("{} rows are too many", m.rows)))?;
+    Ok(Embeddings {
+        dim: m.cols,
+        index: (0..n).collect(),
+        labels: vec![-1; m.rows],
+        meta: EmbeddingMeta {
+            dataset_hash: String::new(),
+            weights_hash: String::new(),
+            normalized: rows_normalized(&m.data, m.cols),
+        },
+        data: m.data,
+    })
+}
+
+fn read_parquet_embeddings(path: &Path) -> Result<Embeddings, IoError> {
+    let mut cols = (0usize, None::<usize>, None::<usize>);
+    let opened = open_parquet(path, |s| {
+        cols = (
+            pick_embedding_column(s)?,
+            int_column(s, "index")?,
+            int_column(s, "label")?,
+        );
         Ok(())
     })?;
+    let (emb_col, index_col, label_col) = cols;
     let kv = &opened.kv;
     if let Some(kind) = kv.get(K_KIND) {
         if kind != KIND {
@@ -155,53 +338,90 @@ pub fn read_embeddings(path: &Path) -> Result<Embeddings, IoError> {
             ));
         }
     }
-    let dim: usize = kv_parse(path, kv, K_DIM)?;
-    if list_dim != Some(dim) {
-        return Err(IoError::schema(
-            path,
-            format!("column `embedding` has {list_dim:?} values per row, metadata says dim {dim}"),
-        ));
-    }
-    let normalized: bool = kv_parse(path, kv, K_NORMALIZED)?;
-    let meta = EmbeddingMeta {
-        dataset_hash: kv_get(path, kv, K_DATASET)?.to_string(),
-        weights_hash: kv_get(path, kv, K_WEIGHTS)?.to_string(),
-        normalized,
-    };
+    let meta_dim: Option<usize> = kv
+        .contains_key(K_DIM)
+        .then(|| kv_parse(path, kv, K_DIM))
+        .transpose()?;
+    let meta_normalized: Option<bool> = kv
+        .contains_key(K_NORMALIZED)
+        .then(|| kv_parse(path, kv, K_NORMALIZED))
+        .transpose()?;
     let n = opened.rows;
-    let mut out = Embeddings {
-        dim,
-        index: Vec::with_capacity(n),
-        labels: Vec::with_capacity(n),
-        data: Vec::with_capacity(n.saturating_mul(dim)),
-        meta,
-    };
+    let mut dim = meta_dim;
+    let mut data = Vec::new();
+    let mut index: Vec<u32> = Vec::with_capacity(n);
+    let mut labels: Vec<i64> = Vec::with_capacity(n);
     for batch in opened.reader {
         let batch = batch.map_err(|e| IoError::arrow(path, e))?;
-        if batch.columns().iter().any(|c| c.null_count() > 0) {
-            return Err(IoError::invalid(path, "null values"));
+        let row0 = labels.len();
+        append_rows(
+            path,
+            batch.column(emb_col).as_ref(),
+            row0,
+            &mut dim,
+            &mut data,
+        )?;
+        let ints = |col: usize| -> Result<Int64Array, IoError> {
+            let a = arrow::compute::cast(batch.column(col), &DataType::Int64)
+                .map_err(|e| IoError::arrow(path, e))?;
+            Ok(a.as_primitive::<Int64Type>().clone())
+        };
+        match index_col {
+            Some(c) => {
+                let a = ints(c)?;
+                for (i, v) in a.iter().enumerate() {
+                    let v = v.and_then(|v| u32::try_from(v).ok()).ok_or_else(|| {
+                        IoError::invalid(
+                            path,
+                            format!("row {}: `index` is null, negative or too large", row0 + i),
+                        )
+                    })?;
+                    index.push(v);
+                }
+            }
+            None => {
+                let hi = u32::try_from(row0 + batch.num_rows())
+                    .map_err(|_| IoError::invalid(path, "too many rows"))?;
+                index.extend(row0 as u32..hi);
+            }
         }
-        let list = batch.column(2).as_fixed_size_list();
-        let values = list.values().as_primitive::<Float32Type>();
-        if values.len() != list.len() * dim || values.null_count() > 0 {
-            return Err(IoError::invalid(
-                path,
-                "embedding values are null or misaligned",
-            ));
+        match label_col {
+            // Null labels are unknown (−1).
+            Some(c) => labels.extend(ints(c)?.iter().map(|v| v.unwrap_or(-1))),
+            None => labels.extend(std::iter::repeat_n(-1, batch.num_rows())),
         }
-        out.index
-            .extend_from_slice(batch.column(0).as_primitive::<UInt32Type>().values());
-        out.labels
-            .extend_from_slice(batch.column(1).as_primitive::<Int64Type>().values());
-        out.data.extend_from_slice(values.values());
     }
-    if out.index.len() != n {
+    if labels.len() != n {
         return Err(IoError::invalid(
             path,
-            format!("footer says {n} rows, read {}", out.index.len()),
+            format!("footer says {n} rows, read {}", labels.len()),
         ));
     }
-    Ok(out)
+    let Some(dim) = dim.filter(|_| n > 0) else {
+        return Err(IoError::invalid(path, "no rows"));
+    };
+    if meta_dim.is_some_and(|m| data.len() != n * m) {
+        return Err(IoError::schema(
+            path,
+            format!(
+                "the embeddings have {} values per row, metadata `{K_DIM}` says {dim}",
+                data.len() / n
+            ),
+        ));
+    }
+    let normalized = meta_normalized.unwrap_or_else(|| rows_normalized(&data, dim));
+    let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+    Ok(Embeddings {
+        dim,
+        index,
+        labels,
+        data,
+        meta: EmbeddingMeta {
+            dataset_hash: get(K_DATASET),
+            weights_hash: get(K_WEIGHTS),
+            normalized,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The neighbours artifact written by `mine` and read by `cluster` (spec section 4).
+//! The neighbours artifact written by `mine` and read by `cluster` (METHOD.md §4).
 //!
 //! Row `r` holds the neighbours of row `r` of the embeddings file it was mined from; the `index`
 //! column is `r` and neighbour ids are row numbers of that file (equal to dataset indices when the

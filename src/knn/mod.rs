@@ -1,4 +1,4 @@
-//! Exact k-nearest-neighbour search by inner product (spec section 4: top-(k+1) including the sample
+//! Exact k-nearest-neighbour search by inner product (METHOD.md §4: top-(k+1) including the sample
 //! itself at column 0).
 //!
 //! A self-join of `n` vectors: row `i` of the result is `i` itself (similarity `x_i·x_i`) followed

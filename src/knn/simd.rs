@@ -96,7 +96,8 @@ mod x86 {
         }
     }
 
-    /// AVX-512F, 16 lanes. Only call inside `#[target_feature(enable = "avx512f")]` code.
+    /// AVX-512F, 16 lanes. Only call inside `#[target_feature(enable = "avx512f,fma")]` code (the
+    /// kernel enables both, and [`crate::knn::Isa::detect`] requires both).
     pub(crate) struct Avx512;
 
     impl Simd for Avx512 {

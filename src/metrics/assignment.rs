@@ -1,4 +1,4 @@
-//! Rectangular linear assignment (spec section 8, "Hungarian"): the shortest-augmenting-path
+//! Rectangular linear assignment (METHOD.md §8, "Hungarian"): the shortest-augmenting-path
 //! algorithm of Jonker–Volgenant as described by Crouse (2016), the one behind SciPy's
 //! `linear_sum_assignment`. Minimises the total cost of a one-to-one matching of
 //! `min(rows, cols)` pairs; [`max_weight_assignment`] maximises instead.

@@ -1,4 +1,4 @@
-//! Label-agreement scores on the raw cluster ids (spec section 8): the contingency table, normalised
+//! Label-agreement scores on the raw cluster ids (METHOD.md §8): the contingency table, normalised
 //! mutual information with arithmetic normalisation and the adjusted Rand index, both with
 //! scikit-learn's conventions (`normalized_mutual_info_score`, `adjusted_rand_score`), including
 //! their degenerate cases. Only labels that occur count, so empty clusters change nothing.

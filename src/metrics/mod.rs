@@ -1,4 +1,4 @@
-//! Clustering metrics of spec section 8: Hungarian-matched accuracy (own linear assignment),
+//! Clustering metrics of METHOD.md §8: Hungarian-matched accuracy (own linear assignment),
 //! NMI (arithmetic normalisation) and ARI on the raw cluster ids, top-5 accuracy through the match,
 //! per-class accuracy, the confusion matrix (rows = true class, normalised by the row sum) and the
 //! majority-vote accuracy for overclustering. Degenerate inputs (one cluster, empty clusters, one

@@ -1,9 +1,10 @@
 //! ResNet-18 backbone (CIFAR and STL variants), SimCLR and cluster heads, strict safetensors weights
-//! I/O with the reference state_dict names (spec section 2), and batched prediction (spec section 8:
+//! I/O with the reference state_dict names (METHOD.md §3.1), and batched prediction (METHOD.md §8:
 //! prediction = argmax of the chosen head, probabilities = softmax).
 
 mod model;
 mod resnet;
+pub mod torch_file;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

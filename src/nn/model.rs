@@ -1,6 +1,6 @@
 //! The SimCLR model (backbone + `contrastive_head`: Linear(d→d), ReLU, Linear(d→proj_dim), output
-//! L2-normalised; spec section 3) and the clustering model (backbone + `num_heads` linear
-//! `cluster_head.{h}` on raw backbone features; spec section 5). Linear layers use PyTorch's default
+//! L2-normalised; METHOD.md §3) and the clustering model (backbone + `num_heads` linear
+//! `cluster_head.{h}` on raw backbone features; METHOD.md §5). Linear layers use PyTorch's default
 //! init (weight and bias U(±1/√fan_in)).
 
 use serde::{Deserialize, Serialize};

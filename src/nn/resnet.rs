@@ -1,4 +1,4 @@
-//! ResNet-18 backbone of the reference code (spec section 2): CIFAR variant (3×3 stride-1 stem, no
+//! ResNet-18 backbone of the reference code (METHOD.md §3.1): CIFAR variant (3×3 stride-1 stem, no
 //! max-pool) and STL variant (adds MaxPool2d(2, 2, padding 1) after the stem). `width` scales the
 //! base channel count (64 in the paper) so tests and the CPU quickstart can use a tiny network.
 //!

@@ -1,4 +1,4 @@
-//! Weights as safetensors with the reference state_dict names (spec section 2), so files move
+//! Weights as safetensors with the reference state_dict names (METHOD.md §3.1), so files move
 //! between this project and the reference PyTorch model (`load_state_dict(strict=True)`).
 //!
 //! Each BatchNorm also gets `num_batches_tracked` (int64 scalar) as PyTorch expects. Metadata is one
@@ -219,7 +219,7 @@ pub fn load_model(path: &Path, device: Device) -> Result<(Model, WeightsMeta), N
 }
 
 /// Copy head `src_head` of a clustering weights file into head 0 of `model` (self-labeling starts
-/// from the selected SCAN head only, spec section 6).
+/// from the selected SCAN head only, METHOD.md §6).
 pub fn load_head(model: &mut Model, path: &Path, src_head: usize) -> Result<(), NnError> {
     let bytes = fs_err::read(path).map_err(|e| werr(path, e.to_string()))?;
     let st = SafeTensors::deserialize(&bytes)

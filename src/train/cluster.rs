@@ -1,4 +1,4 @@
-//! Stage `scan`: SCAN clustering (spec section 5). Backbone from the pretext weights (every backbone
+//! Stage `scan`: SCAN clustering (METHOD.md §5). Backbone from the pretext weights (every backbone
 //! key must load) plus `num_heads` linear heads; each sample = anchor + one neighbour drawn uniformly
 //! from all k+1 mined columns; both strongly augmented; two train-mode forward passes; loss summed over
 //! heads; Adam with coupled L2, constant lr; after every epoch the head and weights with the lowest
@@ -59,6 +59,12 @@ impl ViewAugment {
             )),
             ViewAugmentation::None => Ok(ViewAugment::None(normalize)),
         }
+    }
+
+    /// The view augmentation of stage `scan` under its params: `augmentation` with `cutout` and
+    /// `num_ops`, cropping to `size` (METHOD.md §5.2).
+    pub fn for_scan(p: &ScanParams, size: i64, norm: &nn::NormMeta) -> Result<Self, TrainError> {
+        ViewAugment::new(p.augmentation, size, norm, p.cutout, p.num_ops)
     }
 
     /// Check the settings against the images (channels, crop size) before training starts: a
@@ -139,15 +145,103 @@ fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
         .collect()
 }
 
+/// Copy a snapshot back into the model. Every variable of the model must be in it: a partial
+/// restore would mix the selected epoch's weights with the last epoch's.
 fn restore(model: &mut Model, state: &[(String, Tensor)]) -> Result<(), TrainError> {
     let _guard = tch::no_grad_guard();
     let mut vars = model.vs.variables();
+    let mut missing: Vec<&str> = vars
+        .keys()
+        .filter(|n| !state.iter().any(|(s, _)| s == *n))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        return Err(TrainError::Invalid(format!(
+            "the selected snapshot lacks {} variable(s), e.g. {}",
+            missing.len(),
+            missing[..missing.len().min(5)].join(", ")
+        )));
+    }
     for (name, t) in state {
-        if let Some(v) = vars.get_mut(name) {
-            v.f_copy_(t)?;
-        }
+        let v = vars.get_mut(name).ok_or_else(|| {
+            TrainError::Invalid(format!(
+                "the selected snapshot has unknown variable `{name}`"
+            ))
+        })?;
+        v.f_copy_(t)?;
     }
     Ok(())
+}
+
+/// The head to select in one epoch: the lowest selection loss among the heads whose loss is finite
+/// (first index on ties, as `np.argmin`); `None` when no head has a finite loss.
+pub fn select_head(losses: &[f64]) -> Option<(usize, f64)> {
+    losses
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .fold(None, |best, (h, l)| match best {
+            Some((_, b)) if b <= l => best,
+            _ => Some((h, l)),
+        })
+}
+
+/// Per-head losses of one step: (total, consistency, entropy).
+pub type StepLosses = Vec<(f64, f64, f64)>;
+
+/// One SCAN step (METHOD.md §5.2–§5.4, §5.6) on already augmented anchor and neighbour images: two
+/// forward passes in train mode (with `head_only`, the backbone runs in eval mode under no-grad and
+/// only the heads get gradients), the sum over heads of consistency − λ·entropy, backward, and one
+/// optimizer step with learning rate `lr`. Returns each head's loss values.
+pub fn scan_step(
+    model: &Model,
+    opt: &mut Optimizer,
+    anchors: &Tensor,
+    neighbors: &Tensor,
+    entropy_weight: f64,
+    head_only: bool,
+    lr: f64,
+) -> StepLosses {
+    let (la, ln) = if head_only {
+        let (fa, fnb) = {
+            let _g = tch::no_grad_guard();
+            (
+                model.features(anchors, false),
+                model.features(neighbors, false),
+            )
+        };
+        (model.head_logits(&fa), model.head_logits(&fnb))
+    } else {
+        (
+            model.cluster_forward(anchors, true),
+            model.cluster_forward(neighbors, true),
+        )
+    };
+    let losses: Vec<_> = la
+        .iter()
+        .zip(&ln)
+        .map(|(a, b)| crate::losses::scan_loss(a, b, entropy_weight))
+        .collect();
+    let total = losses
+        .iter()
+        .map(|l| l.total.shallow_clone())
+        .reduce(|a, b| a + b)
+        .expect("at least one head");
+    opt.zero_grad();
+    total.backward();
+    opt.step(lr);
+    losses
+        .iter()
+        .map(|l| {
+            (
+                l.total.double_value(&[]),
+                l.consistency.double_value(&[]),
+                l.entropy.double_value(&[]),
+            )
+        })
+        .collect()
 }
 
 /// Train; writes `weights` (the selected head and weights) and `curves` into `out`.
@@ -194,9 +288,9 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     );
     let (nb_train, cols) = neighbors_tensor(inputs.neighbors_train, n, device)?;
     let (nb_test, _) = neighbors_tensor(inputs.neighbors_test, test.len(), device)?;
-    // At native size RandomCrop is a no-op (spec section 7); the smaller side for non-square images.
+    // At native size RandomCrop is a no-op (METHOD.md §7); the smaller side for non-square images.
     let size = train.height.min(train.width) as i64;
-    let aug = ViewAugment::new(p.augmentation, size, &pre.normalize, p.cutout, p.num_ops)?;
+    let aug = ViewAugment::for_scan(p, size, &pre.normalize)?;
     aug.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);
@@ -206,19 +300,45 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let mut best: Option<Best> = None;
     if let Some((ckpt, epoch, c)) = common::resume("scan", &mut model, &mut opt)? {
         (start_epoch, curves) = (epoch, c);
-        if let (Some(loss), Some(head)) = (
+        // The selected snapshot: absent before the first epoch ended, otherwise complete.
+        match (
             ckpt.json["best_loss"].as_f64(),
             ckpt.json["best_head"].as_u64(),
         ) {
-            let state = ckpt
-                .tensors
-                .iter()
-                .filter_map(|(k, t)| {
-                    k.strip_prefix("best.")
-                        .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
-                })
-                .collect();
-            best = Some((loss, head as usize, state));
+            (Some(loss), Some(head)) => {
+                let state: Vec<(String, Tensor)> = ckpt
+                    .tensors
+                    .iter()
+                    .filter_map(|(k, t)| {
+                        k.strip_prefix("best.")
+                            .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
+                    })
+                    .collect();
+                let missing: Vec<String> = model
+                    .vs
+                    .variables()
+                    .into_keys()
+                    .filter(|n| !state.iter().any(|(s, _)| s == n))
+                    .collect();
+                if !missing.is_empty() || head as usize >= config.num_heads {
+                    return Err(TrainError::Checkpoint {
+                        path: common::checkpoint_path().unwrap_or_default(),
+                        message: format!(
+                            "the selected snapshot (head {head}) lacks {} variable(s) {:?}",
+                            missing.len(),
+                            &missing[..missing.len().min(5)]
+                        ),
+                    });
+                }
+                best = Some((loss, head as usize, state));
+            }
+            _ if epoch > 0 => {
+                return Err(TrainError::Checkpoint {
+                    path: common::checkpoint_path().unwrap_or_default(),
+                    message: format!("{epoch} epoch(s) done but no selected snapshot"),
+                });
+            }
+            _ => {}
         }
     }
 
@@ -245,50 +365,27 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
                 .view([-1]);
             let xa = aug.apply(&images.index_select(0, &idx), &mut rng);
             let xn = aug.apply(&images.index_select(0, &nidx), &mut rng);
-            let (la, ln) = if head_only {
-                let (fa, fnb) = {
-                    let _g = tch::no_grad_guard();
-                    (model.features(&xa, false), model.features(&xn, false))
-                };
-                (model.head_logits(&fa), model.head_logits(&fnb))
-            } else {
-                (
-                    model.cluster_forward(&xa, true),
-                    model.cluster_forward(&xn, true),
-                )
-            };
-            let losses: Vec<_> = la
-                .iter()
-                .zip(&ln)
-                .map(|(a, b)| crate::losses::scan_loss(a, b, p.entropy_weight))
-                .collect();
-            let total = losses
-                .iter()
-                .map(|l| l.total.shallow_clone())
-                .reduce(|a, b| a + b)
-                .expect("at least one head");
-            opt.zero_grad();
-            total.backward();
-            opt.step(p.lr);
+            let losses = scan_step(
+                &model,
+                &mut opt,
+                &xa,
+                &xn,
+                p.entropy_weight,
+                head_only,
+                p.lr,
+            );
             let h = losses.len() as f64;
-            tot += total.double_value(&[]) / h;
-            cons += losses
-                .iter()
-                .map(|l| l.consistency.double_value(&[]))
-                .sum::<f64>()
-                / h;
-            ent += losses
-                .iter()
-                .map(|l| l.entropy.double_value(&[]))
-                .sum::<f64>()
-                / h;
+            let mean = |f: fn(&(f64, f64, f64)) -> f64| losses.iter().map(f).sum::<f64>() / h;
+            tot += mean(|l| l.0);
+            cons += mean(|l| l.1);
+            ent += mean(|l| l.2);
             progress.step(
                 batch.len(),
                 &format!(
                     "total {:.4} consistency {:.4} entropy {:.4}",
-                    total.double_value(&[]) / h,
-                    losses[0].consistency.double_value(&[]),
-                    losses[0].entropy.double_value(&[])
+                    mean(|l| l.0),
+                    losses[0].1,
+                    losses[0].2
                 ),
             );
         }
@@ -299,11 +396,24 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
             .iter()
             .map(|pr| crate::losses::scan_selection_loss(pr, &nb_test))
             .collect();
-        let (head, &(sel_total, _, _)) = sel
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-            .expect("at least one head");
+        let totals: Vec<f64> = sel.iter().map(|s| s.0).collect();
+        // A non-finite selection loss would make every later comparison false and keep whatever
+        // was selected first: a head whose loss is not finite cannot be selected, and an epoch
+        // without any finite head is an error.
+        let (head, sel_total) = select_head(&totals).ok_or_else(|| {
+            TrainError::Diverged(format!(
+                "scan epoch {}: the selection loss is not finite for any head ({totals:?}); \
+                 training diverged (try a lower `lr`)",
+                epoch + 1
+            ))
+        })?;
+        if totals.iter().any(|l| !l.is_finite()) {
+            eprintln!(
+                "scan epoch {}: warning: heads with a non-finite selection loss are not \
+                 selectable ({totals:?})",
+                epoch + 1
+            );
+        }
         if best.as_ref().is_none_or(|(l, _, _)| sel_total < *l) {
             best = Some((sel_total, head, snapshot(&model)));
         }

@@ -63,6 +63,11 @@ pub fn work_dir() -> Option<PathBuf> {
     std::env::var_os("SCAN_WORK_DIR").map(PathBuf::from)
 }
 
+/// The checkpoint file in `SCAN_WORK_DIR`, when the runner provides one.
+pub fn checkpoint_path() -> Option<PathBuf> {
+    work_dir().map(|w| w.join(CKPT))
+}
+
 /// A saved training state: model variables, extra tensors (optimizer state, best weights) and JSON.
 pub struct Checkpoint {
     pub tensors: HashMap<String, Tensor>,
@@ -248,26 +253,46 @@ impl EpochProgress {
 
 /// Resume from the checkpoint in `SCAN_WORK_DIR`, if any: restores the model and optimizer state and
 /// returns (checkpoint, epochs done, curves so far); the caller restores its own extra state.
+///
+/// A checkpoint whose tensors load but whose bookkeeping is missing or inconsistent (no epoch or
+/// step count, curves that do not match the epoch count, a missing model or optimizer tensor) is an
+/// error, [`TrainError::Checkpoint`]: resuming from it would silently restart the epoch count or the
+/// optimizer's bias correction with restored moments.
 pub fn resume(
     stage: &str,
     model: &mut Model,
     opt: &mut super::optim::Optimizer,
 ) -> Result<Option<(Checkpoint, usize, Curves)>, TrainError> {
-    let Some(ckpt) = work_dir()
-        .as_deref()
-        .and_then(|w| load_checkpoint(w, model.device()))
-    else {
+    let Some(dir) = work_dir() else {
         return Ok(None);
     };
-    restore_model(model, &ckpt)?;
-    let epoch = ckpt.json["epoch"].as_u64().unwrap_or(0) as usize;
-    opt.load_state(
-        &|k| ckpt.tensors.get(k).map(Tensor::shallow_clone),
-        ckpt.json["step"].as_i64().unwrap_or(0),
-    )
-    .map_err(TrainError::Invalid)?;
-    let curves =
-        serde_json::from_value(ckpt.json["curves"].clone()).unwrap_or_else(|_| Curves::new(stage));
+    let Some(ckpt) = load_checkpoint(&dir, model.device()) else {
+        return Ok(None);
+    };
+    let path = dir.join(CKPT);
+    let damaged = |message: String| TrainError::Checkpoint {
+        path: path.clone(),
+        message,
+    };
+    let epoch = ckpt.json["epoch"]
+        .as_u64()
+        .ok_or_else(|| damaged("no epoch count".into()))? as usize;
+    let step = ckpt.json["step"]
+        .as_i64()
+        .filter(|&s| s >= 0)
+        .ok_or_else(|| damaged("no optimizer step count".into()))?;
+    let curves: Curves = serde_json::from_value(ckpt.json["curves"].clone())
+        .map_err(|e| damaged(format!("curves: {e}")))?;
+    if curves.stage != stage || curves.records.len() != epoch {
+        return Err(damaged(format!(
+            "curves of stage `{}` with {} record(s) for {epoch} epoch(s) of `{stage}`",
+            curves.stage,
+            curves.records.len()
+        )));
+    }
+    restore_model(model, &ckpt).map_err(|e| damaged(e.to_string()))?;
+    opt.load_state(&|k| ckpt.tensors.get(k).map(Tensor::shallow_clone), step)
+        .map_err(damaged)?;
     eprintln!("{stage}: resuming from checkpoint after epoch {epoch}");
     Ok(Some((ckpt, epoch, curves)))
 }

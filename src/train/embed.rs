@@ -1,4 +1,4 @@
-//! Stage `embed` (spec section 4): the L2-normalised 128-d SimCLR head output of every image, model
+//! Stage `embed` (METHOD.md §4): the L2-normalised 128-d SimCLR head output of every image, model
 //! in eval mode, test-time transform (normalise only), for the train and test splits, as Parquet.
 
 use std::path::Path;

@@ -1,5 +1,6 @@
-//! The pretext stage's monitor (spec section 1): weighted kNN classification of the test split by
-//! the train split's features, K = 100 neighbours weighted by exp(sim / 0.1).
+//! The pretext stage's monitor (METHOD.md §3.6): weighted kNN classification of the test split by
+//! the train split's features, K = `knn_k` neighbours weighted by exp(sim / τ), τ the pretext loss
+//! temperature (as the reference's memory bank).
 
 use tch::{Kind, Tensor};
 

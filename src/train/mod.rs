@@ -1,5 +1,5 @@
-//! Training stages: SimCLR pretext (spec section 3), embedding (section 4), SCAN clustering
-//! (section 5) and self-labeling (section 6), plus their shared optimizer/checkpoint machinery.
+//! Training stages: SimCLR pretext (METHOD.md §3), embedding (§4), SCAN clustering
+//! (§5) and self-labeling (§6), plus their shared optimizer/checkpoint machinery.
 
 pub mod cluster;
 pub mod common;
@@ -18,6 +18,12 @@ pub enum TrainError {
     Io { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A checkpoint in the work directory that cannot be resumed from.
+    #[error("damaged checkpoint {path}: {message}; delete it to run the stage from the start")]
+    Checkpoint { path: PathBuf, message: String },
+    /// Training produced a non-finite value where a decision depends on it.
+    #[error("{0}")]
+    Diverged(String),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     #[error(transparent)]

@@ -1,7 +1,7 @@
 //! SGD with momentum and Adam, written out as tensor updates so that their state (momentum buffers,
 //! moments, step count) lives in checkpoints and a killed run resumes bit-for-bit where it stopped.
 //! Both use **coupled** L2 weight decay (gradient += wd·param) as `torch.optim.SGD`/`torch.optim.Adam`
-//! (spec sections 3, 5, 6); the update formulas are PyTorch's.
+//! (METHOD.md §3.5, §5.4, §6.5); the update formulas are PyTorch's.
 
 use tch::{Kind, Tensor};
 
@@ -129,7 +129,7 @@ impl Optimizer {
     }
 }
 
-/// Per-epoch cosine schedule without warm-up (spec section 3):
+/// Per-epoch cosine schedule without warm-up (METHOD.md §3):
 /// lr_e = η_min + (lr − η_min)(1 + cos(π e / E))/2, η_min = lr·0.1³.
 pub fn cosine_lr(lr: f64, epoch: usize, epochs: usize) -> f64 {
     let eta_min = lr * 0.1f64.powi(3);

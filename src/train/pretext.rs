@@ -1,4 +1,4 @@
-//! Stage `pretext`: SimCLR training of the ResNet-18 (spec section 3). Both views of a batch go
+//! Stage `pretext`: SimCLR training of the ResNet-18 (METHOD.md §3). Both views of a batch go
 //! through one forward pass; SGD (momentum 0.9, coupled weight decay) with a per-epoch cosine
 //! schedule; drop_last; checkpoint every epoch; weighted-kNN monitor when the test split has labels.
 
@@ -144,8 +144,15 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
             if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
                 let ftr = eval_features(&model, tr_img, &norm, device);
                 let fte = eval_features(&model, te_img, &norm, device);
+                // Vote weights exp(sim/τ) with the loss temperature, as the reference's memory bank.
                 let acc = super::knn_monitor::weighted_knn_accuracy(
-                    &ftr, tr_lab, &fte, te_lab, *classes, p.knn_k, 0.1,
+                    &ftr,
+                    tr_lab,
+                    &fte,
+                    te_lab,
+                    *classes,
+                    p.knn_k,
+                    p.temperature,
                 );
                 rec.insert("knn_acc".into(), acc);
             }

@@ -1,8 +1,8 @@
-//! Stage `selflabel` (spec section 6): from the selected SCAN weights (best head only), each step
-//! takes a weak view (no augmentation) and a strong view (spec section 7), both through the model in
+//! Stage `selflabel` (METHOD.md §6): from the selected SCAN weights (best head only), each step
+//! takes a weak view (no augmentation) and a strong view (METHOD.md §7), both through the model in
 //! train mode (weak under no-grad); confident samples (max p strictly > threshold) train the strong
 //! view towards their weak argmax with the class-balanced cross-entropy. A batch without a confident
-//! sample is skipped and counted (the reference raises). Optional EMA of the weights (0.999).
+//! sample is skipped and counted (the reference raises). Optional EMA of the weights ([`Ema`]).
 
 use std::path::Path;
 
@@ -67,20 +67,7 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         common::trainable(&model, |_| true),
     );
     let size = train.height.min(train.width) as i64;
-    let weak = ViewAugment::new(
-        p.weak_augmentation,
-        size,
-        &scan.normalize,
-        p.cutout,
-        p.num_ops,
-    )?;
-    let strong = ViewAugment::new(
-        p.strong_augmentation,
-        size,
-        &scan.normalize,
-        p.cutout,
-        p.num_ops,
-    )?;
+    let (weak, strong) = views(p, size, &scan.normalize)?;
     weak.validate(train.channels, train.height, train.width)?;
     strong.validate(train.channels, train.height, train.width)?;
     let images = nn::images_tensor(&train, device);
@@ -89,25 +76,17 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         .as_ref()
         .filter(|t| t.labels.iter().all(|&l| l >= 0))
         .map(|t| (t, nn::images_tensor(t, Device::Cpu)));
-    let mut ema: Option<Vec<(String, Tensor)>> = p.ema.then(|| {
-        model
-            .vs
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach().copy()))
-            .collect()
-    });
+    let mut ema = p.ema.then(|| Ema::new(&model, p.ema_alpha));
 
     let mut curves = Curves::new("selflabel");
     let mut start_epoch = 0;
     if let Some((ckpt, epoch, c)) = common::resume("selflabel", &mut model, &mut opt)? {
         (start_epoch, curves) = (epoch, c);
         if let Some(e) = &mut ema {
-            for (name, t) in e.iter_mut() {
-                if let Some(s) = ckpt.tensors.get(&format!("ema.{name}")) {
-                    *t = s.copy();
-                }
-            }
+            e.restore(&ckpt).map_err(|message| TrainError::Checkpoint {
+                path: common::checkpoint_path().unwrap_or_default(),
+                message,
+            })?;
         }
     }
 
@@ -139,7 +118,7 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
                     loss.backward();
                     opt.step(p.lr);
                     if let Some(e) = &mut ema {
-                        update_ema(&mut model, e, p.ema_alpha);
+                        e.update(&mut model);
                     }
                     let l = loss.double_value(&[]);
                     loss_sum += l;
@@ -180,10 +159,9 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         }
         common::end_epoch(progress, rec, &mut curves);
         let extra = ema
-            .iter()
-            .flatten()
-            .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone()))
-            .collect();
+            .as_ref()
+            .map(Ema::checkpoint_tensors)
+            .unwrap_or_default();
         common::save_epoch(&model, &opt, epoch, &curves, extra, serde_json::Value::Null)?;
     }
     let meta = WeightsMeta {
@@ -199,23 +177,95 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     curves.save(&out.join("curves"))
 }
 
-/// The reference EMA: shadow = α·shadow + (1−α)·param for parameters, buffers copied; then the
-/// model takes the shadow weights.
-fn update_ema(model: &mut Model, shadow: &mut [(String, Tensor)], alpha: f64) {
-    let _guard = tch::no_grad_guard();
-    let trainable = model.vs.trainable_variables();
-    let mut vars = model.vs.variables();
-    for (name, s) in shadow.iter_mut() {
-        let Some(v) = vars.get_mut(name) else {
-            continue;
-        };
-        let is_param = trainable.iter().any(|t| t.data_ptr() == v.data_ptr());
-        if is_param {
-            let new = &*s * alpha + &*v * (1.0 - alpha);
-            s.copy_(&new);
-        } else {
-            s.copy_(v);
+/// The two views of stage `selflabel` under its params: (weak, strong), each named by
+/// `weak_augmentation` / `strong_augmentation` with `cutout` and `num_ops`, cropping to `size`
+/// (METHOD.md §6.2).
+pub fn views(
+    p: &SelflabelParams,
+    size: i64,
+    norm: &nn::NormMeta,
+) -> Result<(ViewAugment, ViewAugment), TrainError> {
+    Ok((
+        ViewAugment::new(p.weak_augmentation, size, norm, p.cutout, p.num_ops)?,
+        ViewAugment::new(p.strong_augmentation, size, norm, p.cutout, p.num_ops)?,
+    ))
+}
+
+/// Exponential moving average of the weights (METHOD.md §6.5), applied after every optimizer step:
+/// shadow θ̃ ← α·θ̃ + (1−α)·θ for the trainable parameters, the BN buffers (running statistics)
+/// copied from the model as they are now, then the model takes the shadow.
+///
+/// The parameter update is the reference's (`utils/ema.py`). The buffers are not: the reference's
+/// shadow keeps the buffers it captured when the EMA was created, and `apply_shadow` loads them back
+/// after every step, so its BN running statistics are reset to their starting values at every
+/// step. Here they keep evolving (METHOD.md §10).
+pub struct Ema {
+    alpha: f64,
+    /// (variable name, shadow copy), every variable of the model.
+    shadow: Vec<(String, Tensor)>,
+}
+
+impl Ema {
+    /// A shadow of every variable of `model` as it is now.
+    pub fn new(model: &Model, alpha: f64) -> Self {
+        let mut shadow: Vec<(String, Tensor)> = model
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.detach().copy()))
+            .collect();
+        shadow.sort_by(|a, b| a.0.cmp(&b.0));
+        Ema { alpha, shadow }
+    }
+
+    /// Update the shadow from `model` and load it into `model`.
+    pub fn update(&mut self, model: &mut Model) {
+        let _guard = tch::no_grad_guard();
+        let trainable = model.vs.trainable_variables();
+        let mut vars = model.vs.variables();
+        for (name, s) in self.shadow.iter_mut() {
+            let Some(v) = vars.get_mut(name) else {
+                continue;
+            };
+            let is_param = trainable.iter().any(|t| t.data_ptr() == v.data_ptr());
+            if is_param {
+                let new = &*s * self.alpha + &*v * (1.0 - self.alpha);
+                s.copy_(&new);
+            } else {
+                s.copy_(v);
+            }
+            v.copy_(s);
         }
-        v.copy_(s);
+    }
+
+    /// The shadow as named checkpoint tensors (`ema.<name>`).
+    pub fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        self.shadow
+            .iter()
+            .map(|(n, t)| (format!("ema.{n}"), t.shallow_clone()))
+            .collect()
+    }
+
+    /// Restore the shadow from a checkpoint; every variable's shadow must be there.
+    pub fn restore(&mut self, ckpt: &common::Checkpoint) -> Result<(), String> {
+        for (name, t) in self.shadow.iter_mut() {
+            let s = ckpt
+                .tensors
+                .get(&format!("ema.{name}"))
+                .ok_or_else(|| format!("the EMA shadow of `{name}` is missing"))?;
+            if s.size() != t.size() {
+                return Err(format!(
+                    "the EMA shadow of `{name}` has shape {:?}",
+                    s.size()
+                ));
+            }
+            *t = s.to_device(t.device()).copy();
+        }
+        Ok(())
+    }
+
+    /// The shadow tensors, sorted by name.
+    pub fn shadow(&self) -> &[(String, Tensor)] {
+        &self.shadow
     }
 }

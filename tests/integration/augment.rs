@@ -1,10 +1,12 @@
-//! Integration tests: the batched augmentations (spec §3 SimCLR, §7 strong). `pil` compares every
+//! Integration tests: the batched augmentations (METHOD.md §3 SimCLR, §7 strong). `pil` compares every
 //! op and both pipelines with Python PIL doing the same on fixed images (the reference pipeline's
 //! semantics, oracle in `augment/oracle.py`); `props` checks shapes, ranges, probabilities,
-//! determinism, Cutout geometry and speed. This file holds the shared fixture.
+//! determinism and Cutout geometry; `views` checks that each augmentation setting of `scan` and
+//! `selflabel` builds the view the reference builds for it. This file holds the shared fixture.
 
 mod pil;
 mod props;
+mod views;
 
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};

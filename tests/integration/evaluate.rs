@@ -1,4 +1,4 @@
-//! Integration tests: stage `evaluate` after the prediction (spec sections 8–9), driven through
+//! Integration tests: stage `evaluate` after the prediction (METHOD.md §8–§9), driven through
 //! `scan::evaluate::evaluate_predictions` with synthetic datasets and predictions: the predictions
 //! Parquet read back by pyarrow, the metrics recomputed by scikit-learn, every PNG decoded by the
 //! `image` crate and by Pillow with its expected pixel size, the report's links and published
@@ -14,7 +14,9 @@ use serde_json::Value;
 use scan::data::{Dataset, DatasetMeta};
 use scan::io::{read_neighbors, write_neighbors, NeighborMeta, Neighbors};
 use scan::nn::Predictions;
-use scan_evaluate::report::{parse_curves, Curves, Published};
+use scan_evaluate::report::{
+    curves, heatmap, method_label, panels, parse_curves, Comparison, Curves, Published,
+};
 use scan_evaluate::{evaluate_predictions, EvalData, EvalParams, Summary};
 
 use super::common::{bin, run_python, Workspace};
@@ -151,13 +153,34 @@ fn evaluate(f: &Fixture, params: &EvalParams, out: &Path) -> Summary {
         neighbors: Some(&f.nb),
         mine_metrics: Some(&f.mine),
         curves: &f.curves,
+        weights_kind: "selflabel".into(),
+        comparisons: vec![(
+            method_label("scan").0,
+            Comparison {
+                label: "SCAN".into(),
+                acc: 0.5,
+                nmi: 0.25,
+                ari: 0.125,
+                top5: None,
+            },
+        )],
     };
     evaluate_predictions(params, &data, out).unwrap()
 }
 
-/// Expected pixel sizes, from the layouts documented in `scan::report`.
+/// Expected pixel sizes, from the layouts documented in `scan_evaluate::report`.
 fn expected_sizes(f: &Fixture, params: &EvalParams) -> Vec<(&'static str, usize, usize)> {
     let k = f.test.num_classes();
+    let conf = heatmap::size(k, &f.test.meta.class_names);
+    // pretext: loss, lr, knn_acc → panels loss, learning rate, accuracy; scan: loss alone.
+    assert_eq!(panels(&f.curves[0].1).len(), 3);
+    let pretext = curves::size(3);
+    let scan = curves::size(panels(&f.curves[1].1).len());
+    assert_eq!(
+        pretext,
+        (2 * curves::PANEL_W, curves::TITLE_H + 2 * curves::PANEL_H)
+    );
+    assert_eq!(scan, (curves::PANEL_W, curves::TITLE_H + curves::PANEL_H));
     let tile = |hw: usize| hw * 64usize.div_ceil(hw).max(1) + 2 * 3;
     let grid = |rows: usize, slots: usize, hw: usize| {
         (
@@ -176,11 +199,11 @@ fn expected_sizes(f: &Fixture, params: &EvalParams) -> Vec<(&'static str, usize,
         f.train.height,
     );
     vec![
-        ("confusion.png", 2 * 8 + 120 + k * 36, 24 + 120 + k * 36 + 8),
+        ("confusion.png", conf.0, conf.1),
         ("prototypes.png", protos.0, protos.1),
         ("neighbors.png", nn.0, nn.1),
-        ("curves_pretext.png", 2 * 420, 24 + 2 * 260),
-        ("curves_scan.png", 420, 24 + 260),
+        ("curves_pretext.png", pretext.0, pretext.1),
+        ("curves_scan.png", scan.0, scan.1),
     ]
 }
 
@@ -278,6 +301,48 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
     assert!(md.contains(&format!("{:.2}", 100.0 * s.metrics.acc)));
     assert!(md.contains("train.neighbor_acc"));
     assert!(md.contains("class-3"));
+    // The compared evaluation (SCAN) sits above this run (self-labeling) in the results table.
+    let scan_row = md
+        .find("| SCAN | 50.00 | 25.00 | 12.50 | – |")
+        .expect("SCAN row");
+    let this_row = md
+        .find("| **this run: SCAN + self-labeling** |")
+        .expect("this run's row");
+    assert!(scan_row < this_row, "{md}");
+    assert_eq!(metrics["weights_kind"], "selflabel");
+
+    // The charts are drawn, not blank: curve colour in the curves, class names beside the heat
+    // map (dark anti-aliased text in the name band), the matrix cells in their colour scale.
+    let rgb = |name: &str| {
+        image::open(out.join("report").join(name))
+            .unwrap()
+            .to_rgb8()
+    };
+    let curves_img = rgb("curves_pretext.png");
+    let blue = curves_img
+        .pixels()
+        .filter(|p| p.0 == [31, 119, 180])
+        .count();
+    assert!(blue > 500, "curve pixels: {blue}");
+    let conf = rgb("confusion.png");
+    let (x0, y0) = heatmap::origin(4, &f.test.meta.class_names);
+    let dark_names = (0..y0 + 4 * heatmap::cell(4))
+        .flat_map(|y| (0..x0).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            conf.get_pixel(x as u32, y as u32)
+                .0
+                .iter()
+                .all(|&c| c < 100)
+        })
+        .count();
+    assert!(
+        dark_names > 100,
+        "text pixels left of the matrix: {dark_names}"
+    );
+    let cell = conf
+        .get_pixel((x0 + 3) as u32, (y0 + heatmap::cell(4) + 3) as u32)
+        .0;
+    assert!(cell[2] > cell[0], "heat-map cell is not blue: {cell:?}");
 
     // Byte-stable outputs.
     let out2 = ws.join("out2");
@@ -288,6 +353,9 @@ fn outputs_pictures_and_report_from_synthetic_predictions() {
         "report/report.md",
         "report/confusion.png",
         "report/prototypes.png",
+        "report/neighbors.png",
+        "report/curves_pretext.png",
+        "report/curves_scan.png",
     ] {
         assert_eq!(
             std::fs::read(out.join(rel)).unwrap(),

@@ -1,4 +1,4 @@
-//! Integration tests: the `ingest` stage (issue #4). Every fixture is built here, in the layout the
+//! Integration tests: the `ingest` stage. Every fixture is built here, in the layout the
 //! format documents, with pixel values that encode (n, y, x, c) so that any transposition shows.
 
 use std::path::{Path, PathBuf};
@@ -9,16 +9,16 @@ use scan::data::{ingest, Dataset, DatasetKind, IngestParams, Split, SubsetMode, 
 use super::common::{bin, run_python, Workspace};
 
 /// The pixel value every fixture stores at image n, row y, column x, channel c.
-fn f(n: usize, y: usize, x: usize, c: usize) -> u8 {
+pub(super) fn f(n: usize, y: usize, x: usize, c: usize) -> u8 {
     ((n * 31 + y * 7 + x * 13 + c * 101) % 256) as u8
 }
 
-fn put(path: &Path, bytes: &[u8]) {
+pub(super) fn put(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
-fn params(dataset: DatasetKind, splits: &[Split]) -> IngestParams {
+pub(super) fn params(dataset: DatasetKind, splits: &[Split]) -> IngestParams {
     IngestParams {
         dataset,
         splits: splits.to_vec(),
@@ -27,14 +27,14 @@ fn params(dataset: DatasetKind, splits: &[Split]) -> IngestParams {
 }
 
 /// Ingest into `ws/out` and load the artifacts.
-fn run(p: &IngestParams, data: &Path, ws: &Workspace) -> Vec<Dataset> {
+pub(super) fn run(p: &IngestParams, data: &Path, ws: &Workspace) -> Vec<Dataset> {
     let out = ws.join("out");
     let _ = std::fs::remove_dir_all(&out);
     let paths = ingest(p, data, &out).unwrap();
     paths.iter().map(|p| Dataset::load(p).unwrap()).collect()
 }
 
-fn ingest_err(p: &IngestParams, data: &Path, ws: &Workspace) -> String {
+pub(super) fn ingest_err(p: &IngestParams, data: &Path, ws: &Workspace) -> String {
     let out = ws.join("err-out");
     let _ = std::fs::remove_dir_all(&out);
     let err = ingest(p, data, &out).unwrap_err().to_string();
@@ -50,7 +50,7 @@ fn ingest_err(p: &IngestParams, data: &Path, ws: &Workspace) -> String {
 }
 
 /// Every pixel of `ds` is `f(n0 + i, y, x, c)`.
-fn check_pixels(ds: &Dataset, n0: usize) {
+pub(super) fn check_pixels(ds: &Dataset, n0: usize) {
     let (h, w, ch) = (ds.height, ds.width, ds.channels);
     for i in 0..ds.len() {
         for y in 0..h {
@@ -67,7 +67,7 @@ fn check_pixels(ds: &Dataset, n0: usize) {
 // ---------- CIFAR ----------
 
 /// CIFAR binary records: `nlab` label bytes from `labels(n)`, then 3 planes of 32×32 row-major.
-fn cifar_bin(n0: usize, count: usize, labels: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
+pub(super) fn cifar_bin(n0: usize, count: usize, labels: impl Fn(usize) -> Vec<u8>) -> Vec<u8> {
     let mut out = Vec::new();
     for n in n0..n0 + count {
         out.extend(labels(n));
@@ -82,7 +82,7 @@ fn cifar_bin(n0: usize, count: usize, labels: impl Fn(usize) -> Vec<u8>) -> Vec<
     out
 }
 
-fn cifar10_bin_dir(ws: &Workspace) -> PathBuf {
+pub(super) fn cifar10_bin_dir(ws: &Workspace) -> PathBuf {
     let dir = ws.join("data/cifar-10-batches-bin");
     for i in 1..=5 {
         let b = cifar_bin(2 * (i - 1), 2, |n| vec![(n * 3 % 10) as u8]);
@@ -159,7 +159,7 @@ with open(path, 'wb') as fh:
     pickle.dump(d, fh, protocol=proto)
 "#;
 
-fn py_cifar(path: &Path, n0: usize, n: usize, proto: u8, kind: &str) {
+pub(super) fn py_cifar(path: &Path, n0: usize, n: usize, proto: u8, kind: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let args = [
         path.to_str().unwrap(),
@@ -312,7 +312,7 @@ fn stl_x(n0: usize, count: usize) -> Vec<u8> {
     out
 }
 
-fn stl_dir(ws: &Workspace) -> PathBuf {
+pub(super) fn stl_dir(ws: &Workspace) -> PathBuf {
     let dir = ws.join("data/stl10_binary");
     put(&dir.join("train_X.bin"), &stl_x(0, 3));
     put(&dir.join("train_y.bin"), &[1, 10, 4]);
@@ -689,6 +689,212 @@ fn subset_random_is_stratified_and_ordered() {
     let err = ingest_err(&p, &dir, &ws);
     assert!(
         err.contains("subset.test") && err.contains("10 images"),
+        "{err}"
+    );
+}
+
+// ---------- Official archives, read in place ----------
+
+/// Pack `staging/<folder>` into the `.tar.gz` `out` with Python's tarfile, as the official archives
+/// are made (directory entries included, members under `<folder>/`).
+pub(super) fn make_tgz(staging: &Path, folder: &str, out: &Path) {
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    run_python(
+        "import sys, tarfile\nwith tarfile.open(sys.argv[1], 'w:gz') as t:\n    t.add(sys.argv[2], arcname=sys.argv[3])",
+        &[
+            out.to_str().unwrap(),
+            staging.join(folder).to_str().unwrap(),
+            folder,
+        ],
+    );
+}
+
+/// Ingest `extracted` and `archived` (a folder holding only the archive) and check that both give
+/// the same images and labels, and that the archive's source records name its members.
+fn same_as_extracted(
+    p: &IngestParams,
+    extracted: &Path,
+    archived: &Path,
+    archive: &str,
+    ws: &Workspace,
+) -> Vec<Dataset> {
+    let want = run(p, extracted, ws);
+    let got = run(p, archived, ws);
+    assert_eq!(want.len(), got.len());
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!((&w.images, &w.labels), (&g.images, &g.labels), "{archive}");
+        assert_eq!(w.meta.class_names, g.meta.class_names);
+        assert_eq!(w.meta.source.len(), g.meta.source.len(), "{archive}");
+        for (ws_, gs) in w.meta.source.iter().zip(&g.meta.source) {
+            // Same member bytes: same checksum; the name says where in the archive.
+            assert_eq!(
+                (&ws_.blake3, ws_.bytes),
+                (&gs.blake3, gs.bytes),
+                "{}",
+                gs.name
+            );
+            assert!(
+                gs.name.starts_with(&format!("{archive}/")) && gs.name.ends_with(&ws_.name),
+                "{} vs {}",
+                gs.name,
+                ws_.name
+            );
+        }
+    }
+    got
+}
+
+#[test]
+fn official_archives_are_read_without_extracting() {
+    let ws = Workspace::new();
+    let both = [Split::Train, Split::Test];
+    // CIFAR-10 binary, with the extra files the official archive holds.
+    let data = cifar10_bin_dir(&ws);
+    put(
+        &data.join("cifar-10-batches-bin/batches.meta.txt"),
+        b"airplane\n",
+    );
+    put(&data.join("cifar-10-batches-bin/readme.html"), b"<html>");
+    make_tgz(
+        &data,
+        "cifar-10-batches-bin",
+        &ws.join("a/cifar-10-binary.tar.gz"),
+    );
+    let out = same_as_extracted(
+        &params(DatasetKind::Cifar10, &both),
+        &data,
+        &ws.join("a"),
+        "cifar-10-binary.tar.gz",
+        &ws,
+    );
+    check_pixels(&out[1], 100);
+    assert_eq!(
+        out[1].meta.source[0].name,
+        "cifar-10-binary.tar.gz/cifar-10-batches-bin/test_batch.bin"
+    );
+
+    // CIFAR-10 python.
+    let py = ws.join("py10");
+    for i in 1..=5 {
+        py_cifar(
+            &py.join(format!("cifar-10-batches-py/data_batch_{i}")),
+            2 * (i - 1),
+            2,
+            2,
+            "cifar10",
+        );
+    }
+    py_cifar(
+        &py.join("cifar-10-batches-py/test_batch"),
+        100,
+        3,
+        2,
+        "cifar10",
+    );
+    put(&py.join("cifar-10-batches-py/batches.meta"), b"meta");
+    make_tgz(
+        &py,
+        "cifar-10-batches-py",
+        &ws.join("b/cifar-10-python.tar.gz"),
+    );
+    same_as_extracted(
+        &params(DatasetKind::Cifar10, &both),
+        &py,
+        &ws.join("b"),
+        "cifar-10-python.tar.gz",
+        &ws,
+    );
+
+    // CIFAR-100 binary and python, coarse and fine labels.
+    let labels = |n: usize| vec![(n % 20) as u8, (n * 7 % 100) as u8];
+    let bin = ws.join("bin100");
+    put(
+        &bin.join("cifar-100-binary/train.bin"),
+        &cifar_bin(0, 25, labels),
+    );
+    put(
+        &bin.join("cifar-100-binary/test.bin"),
+        &cifar_bin(40, 3, labels),
+    );
+    put(
+        &bin.join("cifar-100-binary/fine_label_names.txt"),
+        b"apple\n",
+    );
+    make_tgz(
+        &bin,
+        "cifar-100-binary",
+        &ws.join("c/cifar-100-binary.tar.gz"),
+    );
+    let py = ws.join("py100");
+    py_cifar(&py.join("cifar-100-python/train"), 0, 25, 2, "cifar100");
+    py_cifar(&py.join("cifar-100-python/test"), 40, 3, 2, "cifar100");
+    make_tgz(
+        &py,
+        "cifar-100-python",
+        &ws.join("d/cifar-100-python.tar.gz"),
+    );
+    for kind in [DatasetKind::Cifar100Coarse, DatasetKind::Cifar100] {
+        let p = params(kind, &both);
+        same_as_extracted(&p, &bin, &ws.join("c"), "cifar-100-binary.tar.gz", &ws);
+        let out = same_as_extracted(&p, &py, &ws.join("d"), "cifar-100-python.tar.gz", &ws);
+        check_pixels(&out[0], 0);
+    }
+
+    // STL-10, all three splits, class names from the archive.
+    let stl = stl_dir(&ws);
+    let names = "airplane\nbird\ncar\ncat\ndeer\ndog\nhorse\nmonkey\nship\nTRUCK\n";
+    put(&stl.join("stl10_binary/class_names.txt"), names.as_bytes());
+    put(&stl.join("stl10_binary/fold_indices.txt"), b"0 1\n");
+    make_tgz(&stl, "stl10_binary", &ws.join("e/stl10_binary.tar.gz"));
+    let all = [Split::Train, Split::Test, Split::Unlabeled];
+    let out = same_as_extracted(
+        &params(DatasetKind::Stl10, &all),
+        &stl,
+        &ws.join("e"),
+        "stl10_binary.tar.gz",
+        &ws,
+    );
+    check_pixels(&out[2], 20);
+    assert_eq!(out[0].meta.class_names[9], "TRUCK");
+    assert_eq!(out[2].labels, vec![-1, -1]);
+
+    // MNIST / Fashion-MNIST are published as four .gz files: read as they are
+    // (`idx_gz_and_plain_round_trip`); here all four gzipped, as downloaded.
+    let gzs = ws.join("gz");
+    put(
+        &gzs.join("train-images-idx3-ubyte.gz"),
+        &gz(&idx_images(0, 6)),
+    );
+    put(
+        &gzs.join("train-labels-idx1-ubyte.gz"),
+        &gz(&idx(&[6], &[5, 0, 4, 1, 9, 2])),
+    );
+    put(
+        &gzs.join("t10k-images-idx3-ubyte.gz"),
+        &gz(&idx_images(50, 2)),
+    );
+    put(
+        &gzs.join("t10k-labels-idx1-ubyte.gz"),
+        &gz(&idx(&[2], &[7, 2])),
+    );
+    let out = run(&params(DatasetKind::FashionMnist, &both), &gzs, &ws);
+    check_pixels(&out[1], 50);
+    assert_eq!(out[1].meta.source[1].name, "t10k-labels-idx1-ubyte.gz");
+
+    // A damaged archive is one error naming it, and nothing is written.
+    let a = ws.join("a/cifar-10-binary.tar.gz");
+    let bytes = std::fs::read(&a).unwrap();
+    put(&a, &bytes[..bytes.len() / 3]);
+    let err = ingest_err(&params(DatasetKind::Cifar10, &both), &ws.join("a"), &ws);
+    assert!(
+        err.contains("cifar-10-binary.tar.gz") && err.contains("truncated or corrupt"),
+        "{err}"
+    );
+    // An archive without the expected members (not the official one).
+    make_tgz(&stl, "stl10_binary", &a);
+    let err = ingest_err(&params(DatasetKind::Cifar10, &both), &ws.join("a"), &ws);
+    assert!(
+        err.contains("cifar-10-binary.tar.gz") && err.contains("no member"),
         "{err}"
     );
 }

@@ -1,8 +1,13 @@
 //! The integration test binary: one module per concern, sharing the temp-workspace fixture.
 mod augment;
 mod common;
+mod download;
 mod evaluate;
+mod fidelity;
+mod import;
 mod ingest;
+mod kmeans;
+mod learning;
 mod metrics;
 mod mine;
 mod nn;

@@ -1,4 +1,4 @@
-//! Integration tests: metrics (spec section 8) against independent oracles — scipy's
+//! Integration tests: metrics (METHOD.md §8) against independent oracles — scipy's
 //! `linear_sum_assignment` and scikit-learn's `normalized_mutual_info_score` (arithmetic) and
 //! `adjusted_rand_score` — on many random labelings generated here with a fixed seed, including
 //! degenerate ones (one cluster, one class, empty clusters, no samples, every sample alone). The

@@ -1,4 +1,4 @@
-//! Integration tests: the `mine` stage (issue #6) run as the `scan-mine` binary, checked against a
+//! Integration tests: the `mine` stage run as the `scan-mine` binary, checked against a
 //! NumPy float64 brute-force oracle reading the outputs with pyarrow.
 
 use std::path::Path;
@@ -196,8 +196,7 @@ for name, n in (("train", 50), ("test", 20)):
                   "label": pa.array(rng.integers(0, 4, n).astype(np.int64)), "embedding": emb})
     t = t.replace_schema_metadata({"scan.dim": "16", "scan.normalized": "false",
                                    "scan.dataset_hash": "d", "scan.weights_hash": "w"})
-    # Uncompressed: the project's parquet build has no codecs.
-    pq.write_table(t, f"{sys.argv[1]}/{name}.parquet", compression="none")
+    pq.write_table(t, f"{sys.argv[1]}/{name}.parquet")  # pyarrow's default codec: snappy
 "#;
     run_python(code, &[ws.path().to_str().unwrap()]);
     let out = run_mine(&ws, "o", r#"{"k_train": 4, "device": "cpu"}"#, "2");
@@ -260,4 +259,153 @@ fn cuda_search_equals_cpu() {
     let cpu = scan::knn::self_knn_cpu(&e.data, e.len(), e.dim, 20, Default::default()).unwrap();
     let gpu = scan::knn::cuda::self_knn_cuda(&e.data, e.len(), e.dim, 20, 0).unwrap();
     assert_eq!(cpu, gpu);
+}
+
+/// Run `scan-mine` on the workspace files `train` and `test` (any names: Parquet or `.npy`).
+fn run_mine_on(ws: &Workspace, out: &str, params: &str, train: &str, test: &str) -> Output {
+    let out = ws.join(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let p = ws.write("params.json", params);
+    Command::new(bin("scan-mine"))
+        .env("SCAN_THREADS", "2")
+        .arg("--out")
+        .arg(&out)
+        .arg("--params")
+        .arg(&p)
+        .arg(format!("--input=train={}", ws.join(train).display()))
+        .arg(format!("--input=test={}", ws.join(test).display()))
+        .output()
+        .unwrap()
+}
+
+/// The oracle for embeddings made elsewhere: NumPy reads the source itself (`np.load`, or pyarrow's
+/// column as a Python list), normalises the rows when asked, and checks the neighbours by brute
+/// force in float64: self first, similarities within 1e-5, a valid top-k, descending order.
+const FOREIGN_ORACLE: &str = r#"
+import json, sys
+import numpy as np, pyarrow.parquet as pq
+src, col, normalize, nbp, k = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], int(sys.argv[5])
+if src.endswith(".npy"):
+    x = np.load(src).astype(np.float64)
+else:
+    x = np.array(pq.read_table(src).column(col).to_pylist(), dtype=np.float64)
+if normalize:
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+n = x.shape[0]
+t = pq.read_table(nbp)
+assert t.num_rows == n
+ids = np.asarray(t.column("neighbors").combine_chunks().flatten()).reshape(n, k + 1).astype(np.int64)
+sims = np.asarray(t.column("similarities").combine_chunks().flatten()).reshape(n, k + 1)
+S = x @ x.T
+# float32 search: tolerance relative to the magnitude of the similarities (raw vectors are not unit).
+tol = 1e-5 * max(1.0, np.abs(S).max())
+assert (ids[:, 0] == np.arange(n)).all(), "self not first"
+err = np.abs(sims - np.take_along_axis(S, ids, 1)).max()
+assert err <= tol, (err, tol)
+for i in range(n):
+    row = ids[i, 1:]
+    assert len(set(row.tolist())) == k and i not in row
+    others = np.delete(np.arange(n), np.concatenate([[i], row]))
+    assert S[i, others].max() <= S[i, row].min() + tol, i
+    assert (np.diff(sims[i, 1:]) <= 0).all()
+print("ok")
+"#;
+
+#[test]
+fn mines_embeddings_from_other_tools() {
+    let ws = Workspace::new();
+    // pyarrow with every common codec (its default is snappy); no `scan.*` keys; other column
+    // names; fixed-size and variable lists; float32 and float64; an optional label column with a
+    // null. NumPy: float32 C order and float64 Fortran order.
+    let code = r#"
+import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq
+d = sys.argv[1]
+rng = np.random.default_rng(3)
+for codec in ["snappy", "zstd", "lz4", "gzip", "none"]:
+    for split, n in (("train", 80), ("test", 30)):
+        x = rng.standard_normal((n, 16)) * 3.0
+        if codec == "snappy":
+            vec = pa.array(list(x), type=pa.list_(pa.float64()))
+        else:
+            vec = pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).reshape(-1)), 16)
+        cols = {"id": pa.array([f"img{i}" for i in range(n)]), "vec": vec}
+        if codec == "zstd":
+            cols["label"] = pa.array([None if i == 0 else i % 3 for i in range(n)], type=pa.int32())
+        pq.write_table(pa.table(cols), f"{d}/{split}_{codec}.parquet", compression=codec)
+for split, n in (("train", 70), ("test", 25)):
+    x = rng.standard_normal((n, 12))
+    np.save(f"{d}/{split}_f32.npy", x.astype(np.float32))
+    np.save(f"{d}/{split}_f64.npy", np.asfortranarray(x))
+"#;
+    run_python(code, &[ws.path().to_str().unwrap()]);
+    let cases = [
+        ("snappy", "parquet", true),
+        ("zstd", "parquet", true),
+        ("lz4", "parquet", true),
+        ("gzip", "parquet", true),
+        ("none", "parquet", false),
+        ("f32", "npy", true),
+        ("f64", "npy", false),
+    ];
+    for (name, ext, normalize) in cases {
+        let (train, test) = (format!("train_{name}.{ext}"), format!("test_{name}.{ext}"));
+        let params =
+            format!(r#"{{"k_train": 6, "k_test": 4, "device": "cpu", "normalize": {normalize}}}"#);
+        let out = run_mine_on(&ws, name, &params, &train, &test);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (split, k) in [(&train, 6), (&test, 4)] {
+            let nb = ws.join(&format!("{name}/{}", if k == 6 { "train" } else { "test" }));
+            let ok = run_python(
+                FOREIGN_ORACLE,
+                &[
+                    ws.join(split).to_str().unwrap(),
+                    "vec",
+                    if normalize { "1" } else { "0" },
+                    nb.to_str().unwrap(),
+                    &k.to_string(),
+                ],
+            );
+            assert_eq!(ok.trim(), "ok", "{name} {split}");
+        }
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ws.join(&format!("{name}/metrics"))).unwrap())
+                .unwrap();
+        assert_eq!(m["train"]["normalized"], normalize, "{name}");
+        assert!(m["train"]["dataset_hash"].is_null(), "{name}");
+        let labeled = if name == "zstd" { 79 } else { 0 };
+        assert_eq!(m["train"]["labeled_anchors"], labeled, "{name}");
+        assert_eq!(m["train"]["dim"], if ext == "npy" { 12 } else { 16 });
+    }
+    // Two float-list columns and none named `embedding`: the error says what to do.
+    run_python(
+        "import sys, pyarrow as pa, pyarrow.parquet as pq\nl=pa.list_(pa.float32())\npq.write_table(pa.table({'a': pa.array([[1.0]], l), 'b': pa.array([[2.0]], l)}), sys.argv[1])",
+        &[ws.join("two.parquet").to_str().unwrap()],
+    );
+    let out = run_mine_on(&ws, "two", "{}", "two.parquet", "two.parquet");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("two.parquet") && err.contains("`embedding`"),
+        "{err}"
+    );
+    // A zero row cannot be normalised: named.
+    run_python(
+        "import sys, numpy as np\nx=np.ones((8,3),np.float32)\nx[5]=0\nnp.save(sys.argv[1], x)",
+        &[ws.join("zero.npy").to_str().unwrap()],
+    );
+    let out = run_mine_on(
+        &ws,
+        "zero",
+        r#"{"normalize": true, "k_train": 2, "k_test": 2}"#,
+        "zero.npy",
+        "zero.npy",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("zero.npy") && err.contains("row 5"),
+        "{err}"
+    );
 }

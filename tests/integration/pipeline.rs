@@ -1,5 +1,5 @@
-//! Integration tests: the user stories of issue 9 on a tiny Fashion-MNIST pipeline with the real
-//! stage binaries (ingest → pretext → embed → mine → scan → selflabel → evaluate).
+//! Integration tests: the user stories of the incremental pipeline, on a tiny Fashion-MNIST pipeline
+//! with the real stage binaries (ingest → pretext → embed → mine → scan → selflabel → evaluate).
 //!
 //! The chain is built once (a few seconds of CPU training on 300 images); each test copies that
 //! workspace and store and checks which stages `scan run --json` runs.
@@ -134,13 +134,13 @@ fn fresh_copy() -> Workspace {
 }
 
 #[test]
-fn issue9_unchanged_pipeline_runs_nothing() {
+fn unchanged_pipeline_runs_nothing() {
     let ws = fresh_copy();
     assert!(run_json(ws.path(), &["run"]).is_empty());
 }
 
 #[test]
-fn issue9_entropy_weight_tweak_reruns_only_scan_and_after() {
+fn entropy_weight_tweak_reruns_only_scan_and_after() {
     let ws = fresh_copy();
     let ran = run_json(ws.path(), &["run", "--set", "scan.entropy_weight=2.0"]);
     assert_eq!(ran, ["scan", "selflabel", "evaluate"]);
@@ -158,14 +158,14 @@ fn issue9_entropy_weight_tweak_reruns_only_scan_and_after() {
 }
 
 #[test]
-fn issue9_changing_k_reruns_mine_and_after_but_not_pretext_or_embed() {
+fn changing_k_reruns_mine_and_after_but_not_pretext_or_embed() {
     let ws = fresh_copy();
     let ran = run_json(ws.path(), &["run", "--set", "mine.k_train=10"]);
     assert_eq!(ran, ["mine", "scan", "selflabel", "evaluate"]);
 }
 
 #[test]
-fn issue9_teammate_imports_mined_neighbours_and_skips_pretext_embed_mine() {
+fn teammate_imports_mined_neighbours_and_skips_pretext_embed_mine() {
     let ws = fresh_copy();
     let bundle = ws.join("mine.scanpack");
     let out = ws
@@ -202,7 +202,7 @@ fn issue9_teammate_imports_mined_neighbours_and_skips_pretext_embed_mine() {
 }
 
 #[test]
-fn issue9_restored_store_cache_runs_nothing() {
+fn restored_store_cache_runs_nothing() {
     // CI: the store is restored from a cache into another directory, the checkout is fresh.
     let cache = Workspace::new();
     copy_dir(&built().join("artifacts"), &cache.join("restored-store"));
@@ -220,7 +220,7 @@ fn issue9_restored_store_cache_runs_nothing() {
 }
 
 #[test]
-fn issue8_tiny_end_to_end_writes_report() {
+fn tiny_end_to_end_writes_report() {
     let dir = built();
     let out = std::process::Command::new(crate::common::bin("scan"))
         .current_dir(dir)
@@ -249,7 +249,7 @@ fn issue8_tiny_end_to_end_writes_report() {
 }
 
 #[test]
-fn issue9_paper_pipelines_and_default_pipeline_validate() {
+fn paper_pipelines_and_default_pipeline_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("pipelines"))
         .expect("pipelines/")
@@ -264,6 +264,8 @@ fn issue9_paper_pipelines_and_default_pipeline_validate() {
         for dir in ["data/cifar10", "data/cifar100", "data/stl10"] {
             std::fs::create_dir_all(ws.join(dir)).expect("mkdir");
         }
+        // The reference checkpoint of pipelines/cifar10-pretrained.toml (a workspace input).
+        ws.write("checkpoints/simclr_cifar-10.pth.tar", "");
         ws.write("pipeline.toml", &text);
         let out = ws
             .scan()

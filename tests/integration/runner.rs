@@ -154,7 +154,7 @@ fn wait_for(path: &Path, timeout: Duration) {
 }
 
 #[test]
-fn issue3_unchanged_pipeline_runs_nothing() {
+fn unchanged_pipeline_runs_nothing() {
     let ws = setup();
     ok(&ws, &["run"]);
     assert_eq!(ran(&ws), ["a", "b", "c", "d"]);
@@ -180,7 +180,7 @@ fn issue3_unchanged_pipeline_runs_nothing() {
 }
 
 #[test]
-fn issue3_param_change_reruns_stage_and_downstream_only() {
+fn param_change_reruns_stage_and_downstream_only() {
     let ws = setup();
     ok(&ws, &["run"]);
     ran(&ws);
@@ -199,7 +199,7 @@ fn issue3_param_change_reruns_stage_and_downstream_only() {
 }
 
 #[test]
-fn issue3_early_cutoff_when_output_is_byte_identical() {
+fn early_cutoff_when_output_is_byte_identical() {
     let ws = setup();
     ok(&ws, &["run"]);
     ran(&ws);
@@ -210,7 +210,7 @@ fn issue3_early_cutoff_when_output_is_byte_identical() {
 }
 
 #[test]
-fn issue3_explain_names_every_reason() {
+fn explain_names_every_reason() {
     let ws = setup();
     let e = ok(&ws, &["explain", "c"]);
     assert!(e.contains("never built"), "{e}");
@@ -248,7 +248,7 @@ fn issue3_explain_names_every_reason() {
 }
 
 #[test]
-fn issue3_show_prints_artifact_paths_and_dir_output_round_trips() {
+fn show_prints_artifact_paths_and_dir_output_round_trips() {
     let ws = setup();
     ok(&ws, &["run"]);
     ran(&ws);
@@ -292,7 +292,7 @@ fn issue3_show_prints_artifact_paths_and_dir_output_round_trips() {
 }
 
 #[test]
-fn issue3_failed_stage_leaves_nothing_and_exits_1() {
+fn failed_stage_leaves_nothing_and_exits_1() {
     let ws = setup();
     edit(&ws, "name = \"b\",", "name = \"b\", fail = true,");
     let o = scan(&ws, &["run"]);
@@ -331,7 +331,7 @@ fn invalid(ws: &Workspace, toml: &str, want: &[&str]) {
 }
 
 #[test]
-fn issue3_invalid_pipelines_exit_2_naming_stage_and_key() {
+fn invalid_pipelines_exit_2_naming_stage_and_key() {
     let ws = setup();
     let head = "[stages.a]\ncmd = [\"sh\"]\noutputs = [\"o\"]\n";
     invalid(
@@ -396,7 +396,7 @@ fn issue3_invalid_pipelines_exit_2_naming_stage_and_key() {
 }
 
 #[test]
-fn issue3_kill9_mid_stage_then_rerun_redoes_only_unfinished_work() {
+fn kill9_mid_stage_then_rerun_redoes_only_unfinished_work() {
     let ws = setup();
     let mut child = cmd(&ws, &["run"])
         .env("SCAN_TEST_SLEEP", "b:30")
@@ -435,7 +435,7 @@ fn issue3_kill9_mid_stage_then_rerun_redoes_only_unfinished_work() {
 }
 
 #[test]
-fn issue3_two_concurrent_runs_share_work() {
+fn two_concurrent_runs_share_work() {
     let ws = setup();
     let first = cmd(&ws, &["run"])
         .env("SCAN_TEST_SLEEP", "b:2")
@@ -459,7 +459,7 @@ fn issue3_two_concurrent_runs_share_work() {
 }
 
 #[test]
-fn issue3_parallel_jobs_run_independent_stages_together() {
+fn parallel_jobs_run_independent_stages_together() {
     // x and y wait for each other's start marker: only a parallel run finishes.
     let ws = Workspace::new();
     let py = python();
@@ -616,7 +616,7 @@ fn explain_shows_defaults_as_such() {
 }
 
 #[test]
-fn issue3_scan_binary_does_not_link_libtorch() {
+fn scan_binary_does_not_link_libtorch() {
     // Loading libtorch costs ~0.5 s per start; the runner must stay in milliseconds (BENCHMARKS.md).
     let bytes = std::fs::read(crate::common::bin("scan")).expect("read scan binary");
     let needle = b"libtorch_cpu.so";
@@ -627,7 +627,7 @@ fn issue3_scan_binary_does_not_link_libtorch() {
 }
 
 #[test]
-fn issue2_doctor_reports_torch_2_11_without_ld_library_path() {
+fn doctor_reports_torch_2_11_without_ld_library_path() {
     let ws = crate::common::Workspace::new();
     let out = ws
         .scan()

@@ -11,7 +11,7 @@ fn chmod_w(p: &std::path::Path) {
 }
 
 #[test]
-fn issue3_verify_quarantines_corrupt_blob_and_run_rebuilds_it() {
+fn verify_quarantines_corrupt_blob_and_run_rebuilds_it() {
     let ws = setup();
     ok(&ws, &["run"]);
     ran(&ws);
@@ -34,7 +34,7 @@ fn issue3_verify_quarantines_corrupt_blob_and_run_rebuilds_it() {
 }
 
 #[test]
-fn issue3_export_one_stage_import_into_empty_store_reuses_it() {
+fn export_one_stage_import_into_empty_store_reuses_it() {
     let ws = setup();
     ok(&ws, &["run"]);
     ran(&ws);
@@ -89,7 +89,7 @@ with tarfile.open(sys.argv[1], "w") as t:
 }
 
 #[test]
-fn issue3_import_refuses_path_traversal_and_bad_hashes_leaving_nothing() {
+fn import_refuses_path_traversal_and_bad_hashes_leaving_nothing() {
     let ws = setup();
     let good = blake3::hash(b"ok").to_hex().to_string();
     let good_entry = format!("blobs/{}/{good}", &good[..2]);
@@ -150,7 +150,7 @@ fn issue3_import_refuses_path_traversal_and_bad_hashes_leaving_nothing() {
 }
 
 #[test]
-fn issue3_gc_keeps_what_lock_and_recent_runs_reference() {
+fn gc_keeps_what_lock_and_recent_runs_reference() {
     let ws = setup();
     ok(&ws, &["run"]);
     crate::runner::edit(&ws, "value = 3", "value = 30");

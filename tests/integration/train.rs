@@ -1,5 +1,5 @@
 //! Integration tests: the training losses against the reference implementation's loss code run by
-//! PyTorch (issue 5: SimCLR; issue 7: SCAN, class-balanced self-labeling).
+//! PyTorch (SimCLR, SCAN, class-balanced self-labeling).
 
 use crate::common::run_python;
 use scan::losses;
@@ -55,7 +55,7 @@ fn to_json(t: &Tensor) -> serde_json::Value {
 }
 
 #[test]
-fn issue5_issue7_losses_match_reference_pytorch_code() {
+fn losses_match_reference_pytorch_code() {
     tch::manual_seed(11);
     let opts = (Kind::Float, Device::Cpu);
     let z = scan::nn::l2_normalize(&Tensor::randn([12, 8], opts));
@@ -102,7 +102,7 @@ fn issue5_issue7_losses_match_reference_pytorch_code() {
 }
 
 #[test]
-fn issue7_class_balanced_identity() {
+fn class_balanced_identity() {
     // Weighted CE with weights n/count_c equals the mean over present classes of each class's mean CE.
     let opts = (Kind::Float, Device::Cpu);
     tch::manual_seed(5);
@@ -127,7 +127,7 @@ fn issue7_class_balanced_identity() {
 }
 
 #[test]
-fn issue7_scan_loss_hand_computed_case() {
+fn scan_loss_hand_computed_case() {
     // Two samples, two clusters, λ = 2: p_a = softmax([0, ln 3]) = (1/4, 3/4), p_n = (1/2, 1/2) for
     // sample 0; sample 1 has p_a = p_n = (1/2, 1/2).
     let a = Tensor::from_slice(&[0.0f32, 3f32.ln(), 0.0, 0.0]).view([2, 2]);
@@ -142,7 +142,7 @@ fn issue7_scan_loss_hand_computed_case() {
 }
 
 #[test]
-fn issue7_no_confident_sample_is_skipped() {
+fn no_confident_sample_is_skipped() {
     let weak = Tensor::zeros([5, 10], (Kind::Float, Device::Cpu));
     assert!(losses::selflabel_loss(&weak, &weak, 0.99).is_none());
 }
@@ -190,7 +190,7 @@ fn ingest_fmnist(dir: &std::path::Path, train: usize, test: usize) -> std::path:
 }
 
 #[test]
-fn issue5_kill_9_during_pretext_then_rerun_resumes() {
+fn kill_9_during_pretext_then_rerun_resumes() {
     let ws = crate::common::Workspace::new();
     let data = ingest_fmnist(ws.path(), 400, 100);
     let work = ws.join("work");
@@ -268,7 +268,7 @@ fn issue5_kill_9_during_pretext_then_rerun_resumes() {
 }
 
 #[test]
-fn issue5_tiny_pretext_beats_random_init_on_neighbour_accuracy() {
+fn tiny_pretext_beats_random_init_on_neighbour_accuracy() {
     let ws = crate::common::Workspace::new();
     let data = ingest_fmnist(ws.path(), 2000, 500);
     let (train, test) = (data.join("train"), data.join("test"));
@@ -316,4 +316,296 @@ fn issue5_tiny_pretext_beats_random_init_on_neighbour_accuracy() {
         trained > random + 0.05,
         "trained {trained:.3} vs random init {random:.3}"
     );
+}
+
+/// Run stage binary `name`; returns (success, stderr).
+fn stage_result(
+    name: &str,
+    out: &std::path::Path,
+    params: &str,
+    inputs: &[(&str, &std::path::Path)],
+    work: Option<&std::path::Path>,
+) -> (bool, String) {
+    std::fs::create_dir_all(out).expect("mkdir out");
+    let pfile = out.with_extension("params.json");
+    std::fs::write(&pfile, params).expect("params");
+    let mut cmd = std::process::Command::new(crate::common::bin(name));
+    cmd.arg("--out").arg(out).arg("--params").arg(&pfile);
+    for (n, p) in inputs {
+        cmd.arg("--input").arg(format!("{n}={}", p.display()));
+    }
+    match work {
+        Some(w) => cmd.env("SCAN_WORK_DIR", w),
+        None => cmd.env_remove("SCAN_WORK_DIR"),
+    };
+    let o = cmd.output().expect("spawn stage");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+/// A tiny chain up to the mined neighbours: (workspace, train, test, pretext weights, train
+/// neighbours, test neighbours).
+struct Mined {
+    ws: crate::common::Workspace,
+    train: std::path::PathBuf,
+    test: std::path::PathBuf,
+    weights: std::path::PathBuf,
+    nb_train: std::path::PathBuf,
+    nb_test: std::path::PathBuf,
+}
+
+fn mined(train: usize, test: usize) -> Mined {
+    let ws = crate::common::Workspace::new();
+    let data = ingest_fmnist(ws.path(), train, test);
+    let (tr, te) = (data.join("train"), data.join("test"));
+    let pre = ws.join("pretext");
+    stage(
+        "scan-pretext",
+        &pre,
+        r#"{"epochs":2,"batch_size":100,"width":4,"knn_every":0,"seed":1}"#,
+        &[("train", &tr)],
+        None,
+    );
+    let emb = ws.join("embed");
+    stage(
+        "scan-embed",
+        &emb,
+        "{}",
+        &[
+            ("weights", &pre.join("weights")),
+            ("train", &tr),
+            ("test", &te),
+        ],
+        None,
+    );
+    let mine = ws.join("mine");
+    stage(
+        "scan-mine",
+        &mine,
+        r#"{"k_train":10,"k_test":5}"#,
+        &[("train", &emb.join("train")), ("test", &emb.join("test"))],
+        None,
+    );
+    Mined {
+        weights: pre.join("weights"),
+        nb_train: mine.join("train"),
+        nb_test: mine.join("test"),
+        train: tr,
+        test: te,
+        ws,
+    }
+}
+
+impl Mined {
+    fn scan_inputs(&self) -> [(&'static str, &std::path::Path); 5] {
+        [
+            ("weights", &self.weights),
+            ("train", &self.train),
+            ("test", &self.test),
+            ("neighbors_train", &self.nb_train),
+            ("neighbors_test", &self.nb_test),
+        ]
+    }
+}
+
+/// Recompute the selection of a SCAN weights file with the reference model and `scan_evaluate`.
+const SELECTION_CHECK_PY: &str = r#"
+import pyarrow.parquet as pq
+from safetensors import safe_open
+from safetensors.numpy import load_file as load_np
+weights, test, nb = sys.argv[1], sys.argv[2], sys.argv[3]
+with safe_open(weights, "pt") as f: meta = json.loads(f.metadata()["scan"])
+m = meta["model"]
+model = Clustering(m["in_channels"], m["width"], m["num_heads"], m["num_classes"], m["arch"] == "stl")
+model.load_state_dict(load_file(weights), strict=True); model.eval()
+x = nchw(load_np(test)["images"], meta["normalize"]["mean"], meta["normalize"]["std"])
+with torch.no_grad(): probs = [F.softmax(o, 1) for o in model(x)]
+neighbors = torch.tensor(pq.read_table(nb).column("neighbors").to_pylist(), dtype=torch.long)
+out, best = scan_evaluate(probs, neighbors)
+print(json.dumps({"heads": out, "best": best, "meta_best": meta["best_head"]}))
+"#;
+
+#[test]
+fn best_of_three_heads_is_the_reference_selection_of_the_saved_weights() {
+    let m = mined(400, 150);
+    let out = m.ws.join("scan");
+    let err = stage(
+        "scan-cluster",
+        &out,
+        r#"{"epochs":4,"batch_size":50,"lr":2e-3,"num_heads":3,"cutout":8,"seed":2}"#,
+        &m.scan_inputs(),
+        None,
+    );
+    let curves: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("curves")).unwrap()).unwrap();
+    let sel: Vec<f64> = curves["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["selection_loss"].as_f64().unwrap())
+        .collect();
+    let best_epoch_loss = sel.iter().copied().fold(f64::INFINITY, f64::min);
+    let r: serde_json::Value = serde_json::from_str(
+        crate::common::run_python(
+            &format!("{}\n{SELECTION_CHECK_PY}", crate::fidelity::REFERENCE),
+            &[
+                out.join("weights").to_str().unwrap(),
+                m.test.to_str().unwrap(),
+                m.nb_test.to_str().unwrap(),
+            ],
+        )
+        .trim(),
+    )
+    .expect("json");
+    let totals: Vec<f64> = r["heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[0].as_f64().unwrap())
+        .collect();
+    eprintln!("per-epoch selection losses {sel:?}; reference on the saved weights: {totals:?}");
+    // The saved head is the reference's argmin on the saved weights …
+    assert_eq!(r["meta_best"], r["best"], "{totals:?}\n{err}");
+    // … and the saved weights are those of the epoch with the lowest selection loss (all heads
+    // and BN buffers of that epoch: a mix with later epochs would change the value).
+    let best = totals[r["best"].as_u64().unwrap() as usize];
+    // Measured: 0 (the same float32 computation on the same weights).
+    assert!(
+        (best - best_epoch_loss).abs() < 1e-5,
+        "saved weights give {best}, the selected epoch had {best_epoch_loss}"
+    );
+    // The heads differ, so the choice means something.
+    let spread = totals.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - totals.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(spread > 1e-4, "{totals:?}");
+
+    // A diverged run (an absurd learning rate: NaN probabilities) is an error, not a silent
+    // selection of the first epoch.
+    let (ok, err) = stage_result(
+        "scan-cluster",
+        &m.ws.join("scan-nan"),
+        r#"{"epochs":2,"batch_size":50,"lr":1e30,"num_heads":2,"cutout":8}"#,
+        &m.scan_inputs(),
+        None,
+    );
+    assert!(!ok && err.contains("selection loss is not finite"), "{err}");
+}
+
+/// Rewrite a checkpoint's tensors or JSON state with Python: `edit` is a Python statement on `t`
+/// (dict of tensors) and `st` (the state JSON).
+fn edit_checkpoint(path: &std::path::Path, edit: &str) {
+    crate::common::run_python(
+        &format!(
+            "import json, sys\nfrom safetensors import safe_open\nfrom safetensors.torch import save_file\n\
+             p = sys.argv[1]\nwith safe_open(p, 'pt') as f:\n    md = f.metadata(); t = {{k: f.get_tensor(k) for k in f.keys()}}\n\
+             st = json.loads(md['state'])\n{edit}\nmd['state'] = json.dumps(st)\nsave_file(t, p, metadata=md)\n"
+        ),
+        &[path.to_str().unwrap()],
+    );
+}
+
+#[test]
+fn damaged_checkpoints_are_errors_not_fresh_schedules() {
+    let m = mined(200, 100);
+    // Pretext: a checkpoint without its optimizer step count would restart Adam/SGD bookkeeping.
+    let work = m.ws.join("work-pretext");
+    std::fs::create_dir_all(&work).unwrap();
+    let p1 = r#"{"epochs":1,"batch_size":100,"width":4,"knn_every":0}"#;
+    stage(
+        "scan-pretext",
+        &m.ws.join("p1"),
+        p1,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    let ckpt = work.join("checkpoint.safetensors");
+    edit_checkpoint(&ckpt, "del st['step']");
+    let p2 = r#"{"epochs":2,"batch_size":100,"width":4,"knn_every":0}"#;
+    let (ok, err) = stage_result(
+        "scan-pretext",
+        &m.ws.join("p2"),
+        p2,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    assert!(
+        !ok && err.contains("damaged checkpoint") && err.contains("no optimizer step count"),
+        "{err}"
+    );
+    // Curves that do not match the epoch count.
+    std::fs::remove_file(&ckpt).unwrap();
+    stage(
+        "scan-pretext",
+        &m.ws.join("p3"),
+        p1,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    edit_checkpoint(&ckpt, "st['epoch'] = 3");
+    let (ok, err) = stage_result(
+        "scan-pretext",
+        &m.ws.join("p4"),
+        p2,
+        &[("train", &m.train)],
+        Some(&work),
+    );
+    assert!(
+        !ok && err.contains("damaged checkpoint") && err.contains("record(s) for 3 epoch(s)"),
+        "{err}"
+    );
+
+    // SCAN: a selected snapshot missing a variable would mix best-epoch and last-epoch weights.
+    let work = m.ws.join("work-scan");
+    std::fs::create_dir_all(&work).unwrap();
+    let s1 = r#"{"epochs":1,"batch_size":50,"cutout":8}"#;
+    stage(
+        "scan-cluster",
+        &m.ws.join("s1"),
+        s1,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    edit_checkpoint(
+        &ckpt_in(&work),
+        "del t['best.backbone.layer3.0.bn1.running_var']",
+    );
+    let s2 = r#"{"epochs":2,"batch_size":50,"cutout":8}"#;
+    let (ok, err) = stage_result(
+        "scan-cluster",
+        &m.ws.join("s2"),
+        s2,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    assert!(
+        !ok && err.contains("damaged checkpoint")
+            && err.contains("backbone.layer3.0.bn1.running_var"),
+        "{err}"
+    );
+    // An intact checkpoint still resumes.
+    std::fs::remove_file(ckpt_in(&work)).unwrap();
+    stage(
+        "scan-cluster",
+        &m.ws.join("s3"),
+        s1,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    let err = stage(
+        "scan-cluster",
+        &m.ws.join("s4"),
+        s2,
+        &m.scan_inputs(),
+        Some(&work),
+    );
+    assert!(
+        err.contains("scan: resuming from checkpoint after epoch 1"),
+        "{err}"
+    );
+}
+
+fn ckpt_in(work: &std::path::Path) -> std::path::PathBuf {
+    work.join("checkpoint.safetensors")
 }

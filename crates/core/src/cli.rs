@@ -93,10 +93,10 @@ pub enum Command {
         #[arg(long)]
         push: bool,
     },
-    /// Upload the results of STAGE... (default: all) and of every stage upstream to the remote;
-    /// only objects the remote lacks are sent.
+    /// Upload the results of STAGE... (default: every stage built here) and of every stage
+    /// upstream to the remote; only objects the remote lacks are sent.
     Push {
-        /// Stages whose results to upload, with everything upstream (default: every stage).
+        /// Stages whose results to upload, with everything upstream (default: every stage built).
         stages: Vec<String>,
         /// Print per-stage results (objects and bytes sent) as JSON.
         #[arg(long)]

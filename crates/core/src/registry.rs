@@ -4,9 +4,11 @@
 // every binary here is a `[[bin]]` of its package.
 builtin_stages! {
     Ingest => "scan-ingest", "scan", "stages/ingest.rs", IngestParams;
+    ImportWeights => "scan-import-weights", "scan", "stages/import_weights.rs", ImportParams;
     Pretext => "scan-pretext", "scan", "stages/pretext.rs", PretextParams;
     Embed => "scan-embed", "scan", "stages/embed.rs", EmbedParams;
     Mine => "scan-mine", "scan", "stages/mine.rs", MineParams;
+    Kmeans => "scan-kmeans", "scan", "stages/kmeans.rs", KmeansParams;
     Cluster => "scan-cluster", "scan", "stages/cluster.rs", ScanParams;
     Selflabel => "scan-selflabel", "scan", "stages/selflabel.rs", SelflabelParams;
     Evaluate => "scan-evaluate", "scan-evaluate", "stages/evaluate.rs", EvalParams;

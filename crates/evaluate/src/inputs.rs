@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use crate::report::{parse_curves, Curves};
+use crate::report::{method_label, parse_curves, Comparison, Curves};
 
 /// The role of an input name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,10 +16,13 @@ pub enum InputRole {
     Neighbors,
     MineMetrics,
     Curves,
+    Compare,
 }
 
 /// Prefix of the curves inputs (`curves_pretext`, `curves_scan`, ...).
 pub const CURVES_PREFIX: &str = "curves_";
+/// Prefix of the inputs shown as rows beside this run (`compare_kmeans`, `compare_scan`, ...).
+pub const COMPARE_PREFIX: &str = "compare_";
 
 /// Classify an input name; `None` for names the stage does not know.
 pub fn input_role(name: &str) -> Option<InputRole> {
@@ -30,6 +33,7 @@ pub fn input_role(name: &str) -> Option<InputRole> {
         "neighbors" => InputRole::Neighbors,
         "mine_metrics" => InputRole::MineMetrics,
         n if n.len() > CURVES_PREFIX.len() && n.starts_with(CURVES_PREFIX) => InputRole::Curves,
+        n if n.len() > COMPARE_PREFIX.len() && n.starts_with(COMPARE_PREFIX) => InputRole::Compare,
         _ => return None,
     })
 }
@@ -89,6 +93,35 @@ pub fn neighbor_accuracy_fields(v: &serde_json::Value) -> Vec<(String, f64)> {
     out
 }
 
+/// Read a `compare_*` input: the metrics JSON of `kmeans` (`"method": "kmeans"`) or of another
+/// `evaluate` (`weights_kind`), with numeric `acc`, `nmi`, `ari` and optionally `top5`. Returns its
+/// table position and row.
+pub fn read_comparison(name: &str, path: &Path) -> Result<(u8, Comparison), EvalError> {
+    let v = read_json(path)?;
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let bad = |message: String| EvalError::BadInput {
+        path: path.to_path_buf(),
+        message,
+    };
+    let method = v
+        .get("method")
+        .or_else(|| v.get("weights_kind"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or(name.trim_start_matches(COMPARE_PREFIX));
+    let (rank, label) = method_label(method);
+    let field = |k: &str| num(k).ok_or_else(|| bad(format!("input `{name}`: no numeric `{k}`")));
+    Ok((
+        rank,
+        Comparison {
+            label,
+            acc: field("acc")?,
+            nmi: field("nmi")?,
+            ari: field("ari")?,
+            top5: num("top5"),
+        },
+    ))
+}
+
 /// Read one curves file.
 pub fn read_curves(path: &Path) -> Result<Curves, EvalError> {
     let text = fs_err::read_to_string(path).map_err(|source| EvalError::Io {
@@ -103,9 +136,14 @@ pub fn read_curves(path: &Path) -> Result<Curves, EvalError> {
 
 /// Paths of the curves inputs, sorted by input name.
 pub fn curves_inputs(pairs: &[(String, PathBuf)]) -> Vec<(String, PathBuf)> {
+    inputs_of(pairs, InputRole::Curves)
+}
+
+/// The `(name, path)` inputs of one role, sorted by input name.
+pub fn inputs_of(pairs: &[(String, PathBuf)], role: InputRole) -> Vec<(String, PathBuf)> {
     let mut v: Vec<(String, PathBuf)> = pairs
         .iter()
-        .filter(|(n, _)| input_role(n) == Some(InputRole::Curves))
+        .filter(|(n, _)| input_role(n) == Some(role.clone()))
         .cloned()
         .collect();
     v.sort();
@@ -135,6 +173,7 @@ mod tests {
     fn input_names() {
         assert_eq!(input_role("curves_scan"), Some(InputRole::Curves));
         assert_eq!(input_role("curves_"), None);
+        assert_eq!(input_role("compare_kmeans"), Some(InputRole::Compare));
         assert_eq!(input_role("neighbours"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Stage `evaluate` (spec sections 8–9): predict the test split with a SCAN or self-label weights
+//! Stage `evaluate` (METHOD.md §8–§9): predict the test split with a SCAN or self-label weights
 //! artifact, then compute the metrics ([`crate::metrics`]), write the predictions Parquet, the
 //! `metrics.json` and a report directory (`report.md` plus PNGs, [`crate::report`]).
 //!
@@ -7,7 +7,9 @@
 //!
 //! Inputs: `weights`, `test` (dataset artifact); optional `train` + `neighbors` (train neighbours
 //! Parquet) for the nearest-neighbour grid, `mine_metrics` (the mine stage's metrics JSON: its
-//! accuracy fields are carried over) and any number of `curves_*` (training curves JSON).
+//! accuracy fields are carried over), any number of `curves_*` (training curves JSON) and any number
+//! of `compare_*` (the metrics JSON of `kmeans` or of another `evaluate` on the same test split,
+//! shown as rows beside this run: K-means, SCAN, self-labeling).
 //! Outputs: `predictions` (Parquet), `metrics` (JSON), `report` (directory).
 
 mod inputs;
@@ -26,7 +28,7 @@ pub use params::{EvalInputs, EvalParams};
 pub use pictures::{CONFUSION_PNG, NEIGHBORS_PNG, PROTOTYPES_PNG};
 pub use predictions::{write_predictions, PredictionsError};
 
-use crate::report::{render_markdown, Curves, Published, PublishedTables, ReportInput};
+use crate::report::{render_markdown, Comparison, Curves, Published, PublishedTables, ReportInput};
 use scan::data::Dataset;
 use scan::io::Neighbors;
 use scan::metrics::{cluster_metrics, ClusterMetrics};
@@ -84,6 +86,10 @@ pub struct EvalData<'a> {
     pub mine_metrics: Option<&'a serde_json::Value>,
     /// `(input name, curves)`.
     pub curves: &'a [(String, Curves)],
+    /// What the weights are (`scan`, `selflabel`), from their metadata.
+    pub weights_kind: String,
+    /// Other evaluations of the same test split shown beside this run (`compare_*` inputs).
+    pub comparisons: Vec<(u8, Comparison)>,
 }
 
 /// What a run produced.
@@ -139,7 +145,13 @@ pub fn run(params: &EvalParams, inputs: &EvalInputs, out: &Path) -> Result<Summa
         .iter()
         .map(|(n, p)| Ok((n.clone(), inputs::read_curves(p)?)))
         .collect::<Result<Vec<_>, EvalError>>()?;
+    let comparisons = inputs
+        .compare
+        .iter()
+        .map(|(n, p)| inputs::read_comparison(n, p))
+        .collect::<Result<Vec<_>, EvalError>>()?;
     let weights_blake3 = inputs::file_blake3(&inputs.weights)?;
+    let weights_kind = scan::nn::weights::read_meta(&inputs.weights)?.kind;
     let predictions = scan::nn::predict(&inputs.weights, &test, params.batch_size.max(1))?;
     let data = EvalData {
         test: &test,
@@ -153,6 +165,8 @@ pub fn run(params: &EvalParams, inputs: &EvalInputs, out: &Path) -> Result<Summa
         neighbors: neighbors.as_ref(),
         mine_metrics: mine.as_ref(),
         curves: &curves,
+        weights_kind,
+        comparisons,
     };
     evaluate_predictions(params, &data, out)
 }
@@ -242,6 +256,7 @@ pub fn evaluate_predictions(
         dataset: &test.meta.dataset,
         split: &test.meta.split,
         weights_blake3: &data.weights_blake3,
+        weights_kind: &data.weights_kind,
         num_images: test.len(),
         num_unlabeled: test.len() - labelled.len(),
         class_names: &test.meta.class_names,
@@ -273,7 +288,9 @@ pub fn evaluate_predictions(
         num_unlabeled: test.len() - labelled.len(),
         weights_name: &data.weights_name,
         weights_blake3: &data.weights_blake3,
+        weights_kind: &data.weights_kind,
         metrics: &metrics,
+        comparisons: &data.comparisons,
         class_names: &test.meta.class_names,
         published,
         neighbor_acc: &neighbor_acc,
@@ -299,6 +316,8 @@ struct MetricsDoc<'a> {
     dataset: &'a str,
     split: &'a str,
     weights_blake3: &'a str,
+    /// What the weights are (`scan`, `selflabel`): names this evaluation's row in other reports.
+    weights_kind: &'a str,
     num_images: usize,
     num_unlabeled: usize,
     class_names: &'a [String],

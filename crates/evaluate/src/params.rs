@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::inputs::{self, input_role, CURVES_PREFIX};
+use super::inputs::{self, input_role, COMPARE_PREFIX, CURVES_PREFIX};
 use super::EvalError;
 #[cfg(test)]
 use crate::report::Published;
@@ -19,6 +19,8 @@ pub struct EvalInputs {
     pub mine_metrics: Option<PathBuf>,
     /// `(input name, path)` of each `curves_*` input, sorted by name.
     pub curves: Vec<(String, PathBuf)>,
+    /// `(input name, path)` of each `compare_*` input (metrics shown beside this run), sorted.
+    pub compare: Vec<(String, PathBuf)>,
 }
 
 impl EvalInputs {
@@ -28,7 +30,7 @@ impl EvalInputs {
         if let Some((n, _)) = pairs.iter().find(|(n, _)| input_role(n).is_none()) {
             return Err(EvalError::Inputs(format!(
                 "unknown input `{n}` (expected weights, test, train, neighbors, mine_metrics, \
-                 {CURVES_PREFIX}*)"
+                 {CURVES_PREFIX}*, {COMPARE_PREFIX}*)"
             )));
         }
         Ok(EvalInputs {
@@ -38,6 +40,7 @@ impl EvalInputs {
             neighbors: args.optional_input("neighbors")?,
             mine_metrics: args.optional_input("mine_metrics")?,
             curves: inputs::curves_inputs(&pairs),
+            compare: inputs::inputs_of(&pairs, inputs::InputRole::Compare),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The PNGs of the report (spec section 8): confusion matrix, prototypes per cluster, the
+//! The PNGs of the report (METHOD.md §8): confusion matrix, prototypes per cluster, the
 //! nearest-neighbour grid of the train split and one plot per curves input.
 
 use std::path::Path;
@@ -32,7 +32,7 @@ pub fn render_pictures(
 
     let title = format!("{ds_name} {}: confusion", test.meta.split);
     save(
-        &confusion_heatmap(&metrics.confusion, &test.meta.class_names, &title),
+        &confusion_heatmap(&metrics.confusion, &test.meta.class_names, &title)?,
         dir,
         CONFUSION_PNG,
     )?;
@@ -95,7 +95,7 @@ pub fn render_pictures(
             .collect();
         let file = format!("{safe}.png");
         let title = format!("training curves: {} ({name})", curves.stage);
-        save(&curves_plot(curves, &title), dir, &file)?;
+        save(&curves_plot(curves, &title)?, dir, &file)?;
         out.push((format!("Training curves: {}", curves.stage), file));
     }
     Ok(out)

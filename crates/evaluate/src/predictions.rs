@@ -1,4 +1,4 @@
-//! The `predictions` output of stage `evaluate` (spec section 8): a Parquet file with columns
+//! The `predictions` output of stage `evaluate` (METHOD.md §8): a Parquet file with columns
 //! `index` (uint32), `cluster` (int64, argmax), `confidence` (float32, the largest probability),
 //! `probabilities` (FixedSizeList<float32, C>, non-null items) and `label` (int64, −1 = unknown);
 //! provenance in the key-value metadata. Uncompressed, plain-encoded, written by the exactly pinned

@@ -66,6 +66,20 @@ def strong(img, p, size, c, mean, std):
     x[y1:y2, x1:x2, :] = 0
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
+def normalize(img, c, mean, std):
+    # ToTensor + Normalize in float32, channels first.
+    x = from_pil(img, c).astype(np.float32) / np.float32(255)
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+def view(img, case, i, c):
+    # One training view as the reference builds it for an augmentation setting: `none` (the
+    # validation transform), `simclr` (§3) or `strong` (§7), each normalised.
+    kind, mean, std = case['view'], case['mean'], case['std']
+    if kind == 'none': return normalize(img, c, mean, std)
+    if kind == 'simclr': return normalize(simclr(img, case['params'][i], case['size']), c, mean, std)
+    return strong(img, case['params'][i], case['size'], c, mean, std)
+
 spec = json.load(open(sys.argv[1]))
 for job in spec['jobs']:
     n, h, w, c = job['shape']
@@ -78,6 +92,8 @@ for job in spec['jobs']:
                 outs.append(from_pil(strong_op(im, case['op'], case['v']), c))
             elif job['kind'] == 'simclr':
                 outs.append(from_pil(simclr(im, case['params'][i], case['size']), c))
+            elif job['kind'] == 'view':
+                outs.append(view(im, case, i, c))
             else:
                 outs.append(strong(im, case['params'][i], case['size'], c, case['mean'], case['std']))
     np.concatenate([o.ravel() for o in outs]).tofile(job['output'])

@@ -1,5 +1,5 @@
 //! Properties without an oracle: shapes and value ranges, exact flip mirroring, per-sample
-//! parameters, probabilities, torchvision's crop fallback, Cutout geometry, determinism, CPU speed,
+//! parameters, probabilities, torchvision's crop fallback, Cutout geometry, determinism
 //! and (feature `cuda-tests`) bit-identical results on CUDA.
 
 use scan::augment::{
@@ -263,37 +263,6 @@ fn strong_crop_flip_and_determinism() {
     let a = full.apply(&y, &mut AugRng::new(1));
     assert!(a.equal(&full.apply(&y, &mut AugRng::new(1))));
     assert!(!a.equal(&full.apply(&y, &mut AugRng::new(2))));
-}
-
-#[test]
-fn augmentations_are_fast_on_cpu() {
-    let x = Batch::new(256, 28, 28, 1, 41).tensor();
-    let norm = Normalize {
-        mean: vec![0.286],
-        std: vec![0.353],
-    };
-    let simclr = SimclrAugment::cifar(28, norm.clone());
-    let strong = StrongAugment {
-        crop_size: 28,
-        num_ops: 4,
-        cutout: 16,
-        flip_p: 0.5,
-        normalize: norm,
-    };
-    let mut rng = AugRng::new(0);
-    let _ = simclr.apply(&x, &mut rng); // warm-up
-    let t = std::time::Instant::now();
-    let _ = simclr.apply(&x, &mut rng);
-    let t_simclr = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    let _ = strong.apply(&x, &mut rng);
-    let t_strong = t.elapsed().as_secs_f64();
-    eprintln!("256 images 28x28: simclr {t_simclr:.3} s, strong {t_strong:.3} s");
-    // Well under a second on an idle core; the bound leaves room for a loaded CI machine.
-    assert!(
-        t_simclr < 2.0 && t_strong < 2.0,
-        "too slow: simclr {t_simclr} s, strong {t_strong} s"
-    );
 }
 
 #[cfg(feature = "cuda-tests")]

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::params::{self, ParamError};
 #[allow(unused_imports)] // each is named by the registry
 use crate::params::{
-    EmbedParams, EvalParams, IngestParams, MineParams, PretextParams, ScanParams, SelflabelParams,
+    EmbedParams, EvalParams, ImportParams, IngestParams, KmeansParams, MineParams, PretextParams,
+    ScanParams, SelflabelParams,
 };
 
 mod generated {

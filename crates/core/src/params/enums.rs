@@ -24,6 +24,20 @@ impl Arch {
     }
 }
 
+/// What a reference checkpoint holds (stage `import-weights`): a SimCLR model, a SCAN model (any
+/// number of heads) or a self-labeled model (one head); `auto` decides from the checkpoint's keys
+/// (`contrastive_head.*` → simclr; `cluster_head.*` → scan, or selflabel for a plain state_dict
+/// with one head).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportKind {
+    #[default]
+    Auto,
+    Simclr,
+    Scan,
+    Selflabel,
+}
+
 /// Augmentation of a training view: the strong RandAugment + Cutout (METHOD.md §7), the SimCLR one
 /// (§3), or none (normalisation only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,10 +11,12 @@
 mod enums;
 mod stages;
 
-pub use enums::{Arch, DatasetKind, Device, Published, Split, SubsetMode, ViewAugmentation};
+pub use enums::{
+    Arch, DatasetKind, Device, ImportKind, Published, Split, SubsetMode, ViewAugmentation,
+};
 pub use stages::{
-    EmbedParams, EvalParams, IngestParams, MineParams, PretextParams, ScanParams, SelflabelParams,
-    SubsetParams,
+    EmbedParams, EvalParams, ImportParams, IngestParams, KmeansParams, MineParams, PretextParams,
+    ScanParams, SelflabelParams, SubsetParams,
 };
 
 use serde::de::DeserializeOwned;

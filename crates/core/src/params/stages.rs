@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::enums::{Arch, DatasetKind, Device, Published, Split, SubsetMode, ViewAugmentation};
+use super::enums::{
+    Arch, DatasetKind, Device, ImportKind, Published, Split, SubsetMode, ViewAugmentation,
+};
 use super::{check, ParamError, StageParams};
 
 fn positive(key: &str, v: f64) -> Result<(), ParamError> {
@@ -43,8 +45,10 @@ impl SubsetParams {
     }
 }
 
-/// Params of `ingest`. The raw files come from the stage input `data_dir` only (see the README,
-/// "Data"): the runner hashes whatever directory that is.
+/// Params of `ingest`. The raw files come from the stage input `data_dir` (see the README,
+/// "Datasets"): the runner hashes whatever directory that is. With `download`, an official archive
+/// missing there is fetched into the download cache and used only once its official checksum
+/// matches, so the stage key still determines the bytes read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestParams {
@@ -52,6 +56,12 @@ pub struct IngestParams {
     pub splits: Vec<Split>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetParams>,
+    /// Fetch the official archive of `dataset` (CIFAR, STL-10, MNIST, Fashion-MNIST) into the
+    /// download cache (`$SCAN_DATA_CACHE`, default `~/.cache/scan/datasets`) when `data_dir` does not
+    /// hold the files; the archive's official MD5 is checked before it is read. Left out of the
+    /// resolved params when `false`, so that pipelines not using it keep their keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub download: bool,
 }
 
 impl Default for IngestParams {
@@ -60,6 +70,7 @@ impl Default for IngestParams {
             dataset: DatasetKind::FashionMnist,
             splits: vec![Split::Train, Split::Test],
             subset: None,
+            download: false,
         }
     }
 }
@@ -84,6 +95,11 @@ impl StageParams for IngestParams {
                 ));
             }
         }
+        check(
+            !(self.download && self.dataset == DatasetKind::Folder),
+            "download",
+            "there is nothing to download for dataset `folder`",
+        )?;
         if let Some(sub) = &self.subset {
             for s in [Split::Train, Split::Test, Split::Unlabeled] {
                 let key = format!("subset.{}", s.name());
@@ -102,6 +118,37 @@ impl StageParams for IngestParams {
         Ok(())
     }
 }
+
+/// Params of `import-weights`: a reference PyTorch checkpoint (`.pth.tar`) turned into a weights
+/// artifact (METHOD.md §3.8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportParams {
+    /// What the checkpoint holds; `auto` decides from its keys.
+    pub kind: ImportKind,
+    /// The dataset the model was trained on: its normalisation statistics (METHOD.md §2.3) go into
+    /// the weights' metadata.
+    pub dataset: DatasetKind,
+    /// The backbone stem, which a state_dict does not record: `auto` = `stl` for `stl10`, else
+    /// `cifar`.
+    pub arch: Arch,
+    /// The head to predict with; default: the checkpoint's `head` entry (SCAN), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_head: Option<usize>,
+}
+
+impl Default for ImportParams {
+    fn default() -> Self {
+        ImportParams {
+            kind: ImportKind::Auto,
+            dataset: DatasetKind::Cifar10,
+            arch: Arch::Auto,
+            best_head: None,
+        }
+    }
+}
+
+impl StageParams for ImportParams {}
 
 /// Params of `pretext` (SimCLR, METHOD.md §3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +231,11 @@ pub struct MineParams {
     /// Neighbours per test sample, self excluded.
     pub k_test: usize,
     pub device: Device,
+    /// L2-normalise every row before the search (inner product = cosine similarity), for embeddings
+    /// made elsewhere that are not normalised; `embed`'s own output already is. Left out of the
+    /// resolved params when `false`, so that pipelines not using it keep their keys.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub normalize: bool,
 }
 
 impl Default for MineParams {
@@ -192,6 +244,7 @@ impl Default for MineParams {
             k_train: 20,
             k_test: 5,
             device: Device::Auto,
+            normalize: false,
         }
     }
 }
@@ -200,6 +253,41 @@ impl StageParams for MineParams {
     fn validate(&self) -> Result<(), ParamError> {
         at_least_one("k_train", self.k_train)?;
         at_least_one("k_test", self.k_test)
+    }
+}
+
+/// Params of `kmeans`, the pretext + K-means baseline (METHOD.md §8.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KmeansParams {
+    /// Clusters; 0 = the number of classes (the largest label + 1).
+    pub num_clusters: usize,
+    /// Seeded k-means++ restarts; the run with the lowest inertia is kept.
+    pub restarts: usize,
+    /// Lloyd iterations per restart at most.
+    pub max_iter: usize,
+    /// Convergence tolerance relative to the mean per-dimension variance (scikit-learn's `tol`).
+    pub tol: f64,
+    pub seed: u64,
+}
+
+impl Default for KmeansParams {
+    fn default() -> Self {
+        KmeansParams {
+            num_clusters: 0,
+            restarts: 10,
+            max_iter: 300,
+            tol: 1e-4,
+            seed: 0,
+        }
+    }
+}
+
+impl StageParams for KmeansParams {
+    fn validate(&self) -> Result<(), ParamError> {
+        at_least_one("restarts", self.restarts)?;
+        at_least_one("max_iter", self.max_iter)?;
+        check(self.tol >= 0.0, "tol", "must be >= 0")
     }
 }
 

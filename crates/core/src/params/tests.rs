@@ -53,4 +53,20 @@ fn resolved_params_have_no_nulls() {
     assert!(!v.to_string().contains("null"), "{v}");
     let v = resolve::<EvalParams>(&json!({})).unwrap();
     assert!(!v.to_string().contains("null"), "{v}");
+    let v = resolve::<ImportParams>(&json!({})).unwrap();
+    assert!(!v.to_string().contains("null"), "{v}");
+}
+
+#[test]
+fn new_flags_stay_out_of_resolved_params_when_off() {
+    // `download` and `normalize` appear only when set, so pipelines that do not use them keep
+    // their resolved params (and keys).
+    let v = resolve::<IngestParams>(&json!({"dataset": "cifar10"})).unwrap();
+    assert!(v.get("download").is_none(), "{v}");
+    let v = resolve::<IngestParams>(&json!({"dataset": "cifar10", "download": true})).unwrap();
+    assert_eq!(v["download"], json!(true));
+    let v = resolve::<MineParams>(&json!({"normalize": true})).unwrap();
+    assert_eq!(v["normalize"], json!(true));
+    let e = parse::<IngestParams>(&json!({"dataset": "folder", "download": true})).unwrap_err();
+    assert_eq!(e.key, "download");
 }

@@ -384,8 +384,8 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
     } else {
         ctx.store.export(&keys, out)?
     };
-    eprintln!(
-        "scan: exported {} stages ({} blobs, {:.1} MiB) to {}",
+    super::ui::ui().info(&format!(
+        "exported {} stages ({} blobs, {:.1} MiB) to {}",
         report.actions.len(),
         report.blobs,
         report.bytes as f64 / 1048576.0,
@@ -394,7 +394,7 @@ pub fn export(ctx: &Ctx, stages: &[String], out: &Path) -> Result<u8, RunnerErro
         } else {
             out.display().to_string()
         }
-    );
+    ));
     if !to_stdout {
         println!("{}", out.display());
     }

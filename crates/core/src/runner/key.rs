@@ -1,4 +1,4 @@
-//! Stage keys and code identity (README "Keys, early cutoff and code identity").
+//! Stage keys and code identity (README "Keys and code identity").
 //!
 //! **Program resolution.** A `cmd[0]` naming a built-in stage binary (`scan-ingest`, …, see
 //! [`crate::builtin::Builtin`]) resolves next to the running `scan` executable first, then on `PATH`.
@@ -194,7 +194,6 @@ mod tests {
             written: params,
             inputs: Default::default(),
             outputs: vec!["o".into()],
-            resources: Default::default(),
         }
     }
 

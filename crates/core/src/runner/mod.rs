@@ -52,7 +52,7 @@ pub enum RunnerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Remote(#[from] crate::store::remote::RemoteError),
+    Remote(Box<crate::store::remote::RemoteError>),
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("stage `{stage}` failed: {message}")]
@@ -70,6 +70,12 @@ pub enum RunnerError {
         #[source]
         source: Box<crate::store::remote::RemoteError>,
     },
+}
+
+impl From<crate::store::remote::RemoteError> for RunnerError {
+    fn from(e: crate::store::remote::RemoteError) -> Self {
+        RunnerError::Remote(Box::new(e))
+    }
 }
 
 impl From<PipelineError> for RunnerError {

@@ -25,7 +25,8 @@
 //!
 //! An `ingest` stage without a `data_dir` input reads `$SCAN_DATA_DIR`, else the folder a system
 //! package installs its dataset into: that folder becomes an ordinary hashed input here, so the bytes
-//! the stage reads are always the bytes in its key.
+//! the stage reads are always the bytes in its key. With neither, only an ingest with
+//! `download = true` is valid (it reads official files verified by their fixed checksums).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -504,16 +505,33 @@ pub fn resolve_params(p: &mut Pipeline) -> Result<(), Box<PipelineError>> {
                     message: e.message,
                 })?;
         if builtin == Builtin::Ingest && !stage.inputs.contains_key("data_dir") {
-            // None found: an error unless pipeline.lock records it (Pipeline::bind_absent).
-            let source = default_data_dir(&stage.params).unwrap_or(InputSource::Absent {
-                written: "$SCAN_DATA_DIR".into(),
-                resolved: PathBuf::new(),
-                no_data_dir: true,
-            });
-            stage.inputs.insert("data_dir".into(), source);
+            match default_data_dir(&stage.params) {
+                Some(source) => {
+                    stage.inputs.insert("data_dir".into(), source);
+                }
+                // With `download = true` the stage fetches the official files and reads them
+                // only once their fixed official checksum matches: no folder is needed.
+                None if downloads(&stage.params) => {}
+                // None found: an error unless pipeline.lock records it (Pipeline::bind_absent).
+                None => {
+                    stage.inputs.insert(
+                        "data_dir".into(),
+                        InputSource::Absent {
+                            written: "$SCAN_DATA_DIR".into(),
+                            resolved: PathBuf::new(),
+                            no_data_dir: true,
+                        },
+                    );
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Whether resolved ingest params say `download = true`.
+fn downloads(params: &Value) -> bool {
+    serde_json::from_value::<IngestParams>(params.clone()).is_ok_and(|p| p.download)
 }
 
 /// `$SCAN_DATA_DIR`, else the dataset's system folder, as an input (when the folder exists).

@@ -27,7 +27,7 @@ pub enum PipelineError {
         key: String,
         message: String,
     },
-    #[error("{path}: stage `{stage}`: no `data_dir` input and no default data folder: declare `inputs = {{ data_dir = \"...\" }}` or set $SCAN_DATA_DIR to an existing folder")]
+    #[error("{path}: stage `{stage}`: no `data_dir` input and no default data folder: declare `inputs = {{ data_dir = \"...\" }}`, set $SCAN_DATA_DIR to an existing folder, or set the param `download = true`")]
     NoDataDir { path: PathBuf, stage: String },
     #[error("{path}: {context}: `{key}` must be {expected}, found {found}")]
     WrongType {

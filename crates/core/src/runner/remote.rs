@@ -1,8 +1,9 @@
 //! `scan push [STAGE...]` and `scan pull [STAGE...]` (README "Sharing").
 //!
-//! **push** uploads the results of the stages named (default: all) and of every stage upstream of
-//! them — their keys are what a reader computes — skipping every object the remote has already.
-//! Every selected stage must be up to date here (or already on the remote).
+//! **push** uploads the results of the stages named and of every stage upstream of them — their
+//! keys are what a reader computes — skipping every object the remote has already. The stages
+//! named must be up to date here (or already on the remote); without names, every stage that is
+//! built here is pushed and the others are listed.
 //!
 //! **pull** computes the keys of the stages named and of those upstream, without running
 //! anything and without their binaries: the code identity of a built-in stage is compiled into
@@ -96,15 +97,22 @@ pub fn push(ctx: &Ctx, stages: &[String], json: bool) -> Result<u8, RunnerError>
         eprintln!("scan: waiting for the store lock ({h})")
     })?;
     let start = Instant::now();
-    let selected = select(ctx, stages)?;
+    let mut selected = select(ctx, stages)?;
     let plans = plan::plan(ctx)?;
+    let ready = |i: &usize| matches!(plans[*i].state, State::Fresh | State::Remote);
     let not_ready: Vec<String> = selected
         .iter()
-        .map(|&i| &plans[i])
-        .filter(|p| !matches!(p.state, State::Fresh | State::Remote))
-        .map(|p| format!("`{}` is {}", p.name, p.state.as_str()))
+        .filter(|i| !ready(i))
+        .map(|&i| format!("`{}` is {}", plans[i].name, plans[i].state.as_str()))
         .collect();
-    if !not_ready.is_empty() {
+    if stages.is_empty() && !not_ready.is_empty() {
+        // `scan push` alone: everything that is built; the rest is named.
+        eprintln!(
+            "scan: not pushed (not built here): {}",
+            not_ready.join(", ")
+        );
+        selected.retain(ready);
+    } else if !not_ready.is_empty() {
         return Err(RunnerError::Failed(format!(
             "cannot push: {} (run `scan run` first)",
             not_ready.join(", ")

@@ -145,8 +145,8 @@ impl RemoteUse {
             Err(e) => {
                 let down = e.is_unavailable();
                 if !down || !self.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "scan: warning: {}: {what}: {}{}",
+                    super::ui::ui().error(&format!(
+                        "warning: {}: {what}: {}{}",
                         stage.name,
                         remote::chain(&e),
                         if down {
@@ -154,7 +154,7 @@ impl RemoteUse {
                         } else {
                             ""
                         }
-                    );
+                    ));
                 }
                 Ok(None)
             }
@@ -315,23 +315,23 @@ fn run_one(
         if let Some(rec) = rec {
             if !needed {
                 ctx.store.write_remote_action(&rec)?;
-                eprintln!(
-                    "scan: {}: on the remote {} (key {}; not downloaded: not needed here)",
+                super::ui::ui().info(&format!(
+                    "{}: on the remote {} (key {}; not downloaded: not needed here)",
                     stage.name,
                     remote.url(),
                     key.short()
-                );
+                ));
                 return Ok(built(rec.outputs.clone(), How::Remote, Some(rec), 0));
             }
             let what = format!("downloading key {} failed, building it here", key.short());
             if let Some(t) = ru.soft(ctx, stage, &what, remote.fetch_outputs(&ctx.store, &rec))? {
-                eprintln!(
-                    "scan: {}: pulled from {} ({} objects, {:.1} MiB)",
+                super::ui::ui().info(&format!(
+                    "{}: pulled from {} ({} objects, {:.1} MiB)",
                     stage.name,
                     remote.url(),
                     t.objects,
                     t.bytes as f64 / 1048576.0
-                );
+                ));
                 return Ok(built(rec.outputs.clone(), How::Pulled, None, t.bytes));
             }
             ctx.store.forget_remote_action(&key);
@@ -356,12 +356,12 @@ fn run_one(
         };
         match fetched {
             Ok(t) => {
-                eprintln!(
-                    "scan: {}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
+                super::ui::ui().info(&format!(
+                    "{}: pulled the outputs of `{dep}` ({} objects, {:.1} MiB)",
                     stage.name,
                     t.objects,
                     t.bytes as f64 / 1048576.0
-                );
+                ));
                 downloaded += t.bytes;
             }
             Err(e) if ctx.require_remote => return Err(e.into()),
@@ -400,14 +400,14 @@ fn run_one(
             "push failed",
             remote.push_action(&ctx.store, &rec),
         )? {
-            eprintln!(
-                "scan: {}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
+            super::ui::ui().info(&format!(
+                "{}: pushed to {} ({} objects, {:.1} MiB; {} already there)",
                 stage.name,
                 remote.url(),
                 t.objects,
                 t.bytes as f64 / 1048576.0,
                 t.present
-            );
+            ));
             out.uploaded = t.bytes;
         }
     }
@@ -644,12 +644,12 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     ..
                 }) => {
                     // Build those upstream stages here, then this one again.
-                    eprintln!(
-                        "scan: warning: {name}: fetching the outputs of {} failed ({}); building {} here",
+                    super::ui::ui().error(&format!(
+                        "warning: {name}: fetching the outputs of {} failed ({}); building {} here",
                         ups.join(", "),
                         remote::chain(&*source),
                         if ups.len() == 1 { "it" } else { "them" }
-                    );
+                    ));
                     for u in &ups {
                         if let Some(&d) = node.deps.get(u) {
                             outputs.remove(&d);

@@ -1,4 +1,4 @@
-//! Content-addressed artifact store (README "Store layout"; issue #3 "Store and keys").
+//! Content-addressed artifact store (README "Store layout").
 //!
 //! Layout under the store root (default `<workspace>/artifacts/`):
 //! - `blobs/<2 hex>/<hash>`: file contents addressed by BLAKE3, read-only (0444). A directory output is

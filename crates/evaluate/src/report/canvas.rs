@@ -1,6 +1,7 @@
-//! A tiny RGB raster with the drawing the report pictures need (rectangles, lines, nearest-neighbour
-//! upscaled image tiles, text in the public-domain 8×8 bitmap font of the `font8x8` crate) and
-//! deterministic PNG encoding (spec section 8, pictures). No system fonts, no external renderer.
+//! A tiny RGB raster with the drawing the image grids need (rectangles, nearest-neighbour upscaled
+//! image tiles, captions in the public-domain 8×8 bitmap font of the `font8x8` crate) and the
+//! deterministic PNG encoding every picture of the report goes through, the `plotters` charts
+//! included (METHOD.md §8). No system fonts, no external renderer.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,8 @@ pub enum CanvasError {
     },
     #[error("{path}: PNG encoding: {message}")]
     Encode { path: PathBuf, message: String },
+    #[error("drawing the {chart} chart: {message}")]
+    Chart { chart: String, message: String },
 }
 
 /// `width × height` RGB pixels, row-major.
@@ -102,30 +105,6 @@ impl Canvas {
         self.fill_rect((x + w).saturating_sub(t), y, t, h, c);
     }
 
-    /// Line of width 2 between two points (Bresenham).
-    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            self.put(x, y, c);
-            self.put(x + 1, y, c);
-            self.put(x, y + 1, c);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
-    }
-
     /// Horizontal text with its top-left corner at `(x, y)`.
     pub fn text(&mut self, x: usize, y: usize, text: &str, scale: usize, c: Rgb) {
         for (i, ch) in text.chars().enumerate() {
@@ -135,23 +114,6 @@ impl Canvas {
                 for col in 0..GLYPH {
                     if bits >> col & 1 == 1 {
                         self.fill_rect(ox + col * scale, y + row * scale, scale, scale, c);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Text rotated 90° counter-clockwise (read bottom to top): the glyphs' tops on the vertical
-    /// line `x`, the first character ending at row `y_bottom` (exclusive).
-    pub fn text_up(&mut self, x: usize, y_bottom: usize, text: &str, c: Rgb) {
-        for (i, ch) in text.chars().enumerate() {
-            let g = glyph(ch);
-            for (row, bits) in g.iter().enumerate() {
-                for col in 0..GLYPH {
-                    if bits >> col & 1 == 1 {
-                        let px = x + row;
-                        let py = y_bottom as i64 - (i * GLYPH + col) as i64 - 1;
-                        self.put(px as i64, py, c);
                     }
                 }
             }

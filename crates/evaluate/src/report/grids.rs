@@ -1,4 +1,4 @@
-//! Image grids (spec section 8, pictures): rows of dataset images, each row a text label, a lead
+//! Image grids (METHOD.md §8, pictures): rows of dataset images, each row a text label, a lead
 //! tile (a cluster's prototype, or a nearest-neighbour anchor) and more tiles (the cluster's most
 //! confident samples, or the anchor's mined neighbours), like the seed poster. Small images are
 //! enlarged (nearest neighbour) to at least [`TILE_MIN`] pixels; tile borders encode agreement

@@ -1,4 +1,4 @@
-//! The human-readable report (spec sections 8–9): `report.md` with the run's metrics next to the
+//! The human-readable report (METHOD.md §8–§9): `report.md` with the run's metrics next to the
 //! published numbers, per-class accuracy, cluster sizes, the carried-over neighbour accuracy and
 //! links to every picture.
 
@@ -6,6 +6,29 @@ use std::fmt::Write;
 
 use super::published::PublishedTable;
 use scan::metrics::ClusterMetrics;
+
+/// A row of the results table besides this run: another evaluation of the same test split (the
+/// `metrics` output of `kmeans` or of another `evaluate`), passed as a `compare_*` input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// What the row is, e.g. "pretext + K-means".
+    pub label: String,
+    pub acc: f64,
+    pub nmi: f64,
+    pub ari: f64,
+    pub top5: Option<f64>,
+}
+
+/// Label and table position of a method: `kmeans`, `scan` or `selflabel` (the kind of the weights
+/// an `evaluate` predicted with); the rows read K-means, SCAN, self-labeling from top to bottom.
+pub fn method_label(method: &str) -> (u8, String) {
+    match method {
+        "kmeans" => (0, "pretext + K-means".into()),
+        "scan" => (1, "SCAN".into()),
+        "selflabel" => (2, "SCAN + self-labeling".into()),
+        other => (3, other.to_string()),
+    }
+}
 
 /// Everything the report shows.
 #[derive(Debug, Clone)]
@@ -19,7 +42,11 @@ pub struct ReportInput<'a> {
     pub num_unlabeled: usize,
     pub weights_name: &'a str,
     pub weights_blake3: &'a str,
+    /// What the weights are (`scan`, `selflabel`): labels this run's row.
+    pub weights_kind: &'a str,
     pub metrics: &'a ClusterMetrics,
+    /// Other evaluations shown beside this run, in the order of [`method_label`].
+    pub comparisons: &'a [(u8, Comparison)],
     pub class_names: &'a [String],
     pub published: Option<PublishedTable>,
     /// Neighbour-accuracy fields of the mine stage's metrics, as given.
@@ -67,7 +94,7 @@ pub fn render_markdown(r: &ReportInput) -> String {
     if let Some(t) = &r.published {
         let _ = writeln!(
             s,
-            "Below this run: published numbers for {} (spec section 9).\n",
+            "Below this run: published numbers for {} (METHOD.md §9.3).\n",
             t.dataset
         );
     }
@@ -76,14 +103,37 @@ pub fn render_markdown(r: &ReportInput) -> String {
         "| | ACC | NMI | ARI | top-{} |\n|---|---|---|---|---|",
         m.top_k
     );
-    let _ = writeln!(
-        s,
-        "| **this run** | **{}** | **{}** | **{}** | **{}** |",
-        pct(m.acc),
-        pct(m.nmi),
-        pct(m.ari),
-        pct(m.top5)
-    );
+    let (rank, label) = method_label(r.weights_kind);
+    let mut rows: Vec<(u8, String)> = r
+        .comparisons
+        .iter()
+        .map(|(k, c)| {
+            let top5 = c.top5.map_or("–".into(), pct);
+            let row = format!(
+                "| {} | {} | {} | {} | {top5} |",
+                cell(&c.label),
+                pct(c.acc),
+                pct(c.nmi),
+                pct(c.ari)
+            );
+            (*k, row)
+        })
+        .collect();
+    rows.push((
+        rank,
+        format!(
+            "| **this run: {}** | **{}** | **{}** | **{}** | **{}** |",
+            cell(&label),
+            pct(m.acc),
+            pct(m.nmi),
+            pct(m.ari),
+            pct(m.top5)
+        ),
+    ));
+    rows.sort_by_key(|(k, _)| *k);
+    for (_, row) in rows {
+        let _ = writeln!(s, "{row}");
+    }
     if let Some(t) = &r.published {
         for p in &t.rows {
             let _ = writeln!(

@@ -1,4 +1,4 @@
-//! Per-cluster example images (spec section 8, "Prototypes"): each sample belongs to its argmax
+//! Per-cluster example images (METHOD.md §8, "Prototypes"): each sample belongs to its argmax
 //! cluster with confidence = its largest probability; per cluster the most confident samples, and
 //! the prototype = among the cluster's 10 most confident samples the one nearest (Euclidean) to their
 //! mean backbone feature (as the reference implementation's `get_prototypes`).

@@ -1,4 +1,4 @@
-//! Published numbers to compare with (spec section 9), per dataset.
+//! Published numbers to compare with (METHOD.md §9.3), per dataset.
 
 pub use scan_core::params::Published;
 
