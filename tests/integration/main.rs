@@ -14,6 +14,7 @@ mod nn;
 mod pipeline;
 mod remote;
 mod runner;
+mod slurm;
 mod store;
 mod sweep;
 mod train;

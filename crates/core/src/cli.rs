@@ -61,6 +61,14 @@ pub enum Command {
         /// Print the plan (what would run and why) without running anything.
         #[arg(long)]
         dry_run: bool,
+        /// Where stages run: `local` child processes, or one `slurm` batch job per stage (default:
+        /// `[executor] kind` in pipeline.toml, else local). `-j` bounds the jobs in flight.
+        #[arg(long, value_enum, value_name = "KIND")]
+        executor: Option<crate::runner::executor::ExecutorKind>,
+        /// GPUs of this machine to hand out (`0,1,2,3`): each running stage that declares
+        /// `resources = { gpus = N }` gets N of them in CUDA_VISIBLE_DEVICES, other stages none.
+        #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+        gpus: Option<Vec<String>>,
         /// Override a param for this run: STAGE.PARAM[.SUB]=VALUE (VALUE parsed as TOML, else a
         /// string). Several values (`=2,5,10`) or an inclusive integer range (`=0..3`) make a sweep:
         /// the grid of all `--set` values, each point an experiment.
@@ -256,6 +264,8 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
             stages,
             jobs,
             dry_run,
+            executor,
+            gpus,
             sets,
             seeds,
             seed_stages,
@@ -268,6 +278,8 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
                 targets: stages.clone(),
                 jobs: *jobs,
                 dry_run: *dry_run,
+                executor: *executor,
+                gpus: gpus.clone(),
                 push: *push,
                 remote: cli.remote.clone(),
                 require_remote: cli.require_remote,

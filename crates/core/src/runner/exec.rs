@@ -10,12 +10,16 @@
 //! Each key also gets a work directory, `<store>/work/<key>`, passed as `SCAN_WORK_DIR`: training
 //! stages checkpoint there, it survives a failed or killed attempt (so the rerun resumes) and is
 //! removed once the result is committed.
+//! Only the step "run the command and wait for it" depends on the executor ([`super::executor`]): a
+//! local child process ([`super::child`]), possibly with GPUs of `--gpus` assigned, or a Slurm batch
+//! job ([`super::slurm`]) whose staging and work directories are the same ones in the shared store.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use super::executor::Executor;
 use super::key::{InputHash, KeyManifest, Resolved};
 use super::pipeline::{InputSource, Stage};
 use super::{Ctx, RunnerError};
@@ -32,8 +36,10 @@ fn failed(stage: &Stage, message: impl Into<String>) -> RunnerError {
 }
 
 /// Build `stage` for `key`; the caller holds the key lock.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     ctx: &Ctx,
+    exe: &Executor,
     stage: &Stage,
     resolved: &Resolved,
     key: &StageKey,
@@ -57,7 +63,9 @@ pub fn build(
     // rerun resumes; it is dropped once the result is committed.
     let work = ctx.store.dir("work").join(&**key);
     fs_err::create_dir_all(&work)?;
-    let result = build_in(ctx, stage, resolved, key, manifest, inputs, &staging, &work);
+    let result = build_in(
+        ctx, exe, stage, resolved, key, manifest, inputs, &staging, &work,
+    );
     let _ = remove_tree(&staging);
     if result.is_ok() {
         let _ = remove_tree(&work);
@@ -68,6 +76,7 @@ pub fn build(
 #[allow(clippy::too_many_arguments)]
 fn build_in(
     ctx: &Ctx,
+    exe: &Executor,
     stage: &Stage,
     resolved: &Resolved,
     key: &StageKey,
@@ -114,19 +123,57 @@ fn build_in(
         .unwrap_or(0);
     super::ui::ui().detail(&format!("{}: {:?}", stage.name, cmd));
     let start = Instant::now();
-    let ended = super::child::supervise(cmd, &stage.name, &log_path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         failed(
             stage,
             format!("cannot run {}: {e}", resolved.program.display()),
         )
-    })?;
-    let status = match ended {
-        super::child::Ended::Exited(status) => status,
-        super::child::Ended::Interrupted => {
-            return Err(RunnerError::Interrupted {
-                stage: stage.name.clone(),
-                work: work.to_path_buf(),
-            })
+    };
+    let interrupted = || RunnerError::Interrupted {
+        stage: stage.name.clone(),
+        work: work.to_path_buf(),
+    };
+    let status = match exe {
+        Executor::Local { gpus } => {
+            // With --gpus: the declared number of devices, or none at all.
+            let lease = gpus
+                .as_ref()
+                .filter(|_| stage.resources.gpus() > 0)
+                .map(|pool| pool.take(stage.resources.gpus() as usize));
+            if gpus.is_some() {
+                let visible = lease.as_ref().map(|l| l.visible()).unwrap_or_default();
+                super::ui::ui()
+                    .detail(&format!("{}: CUDA_VISIBLE_DEVICES={visible:?}", stage.name));
+                cmd.env("CUDA_VISIBLE_DEVICES", visible);
+            }
+            match super::child::supervise(cmd, &stage.name, &log_path).map_err(cannot)? {
+                super::child::Ended::Exited(status) => status,
+                super::child::Ended::Interrupted => return Err(interrupted()),
+            }
+        }
+        Executor::Slurm(file) => {
+            let end = super::slurm::run(
+                &cmd,
+                &stage.name,
+                &stage.resources,
+                file,
+                staging,
+                &log_path,
+            )
+            .map_err(cannot)?;
+            match end {
+                super::slurm::JobEnd::Completed { .. } => {
+                    use std::os::unix::process::ExitStatusExt;
+                    std::process::ExitStatus::from_raw(0)
+                }
+                super::slurm::JobEnd::Interrupted { .. } => return Err(interrupted()),
+                failure => {
+                    return Err(failed(
+                        stage,
+                        format!("{} (log: {})", failure.describe(), log_path.display()),
+                    ))
+                }
+            }
         }
     };
     let duration = start.elapsed().as_secs_f64();

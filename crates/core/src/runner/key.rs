@@ -194,6 +194,7 @@ mod tests {
             written: params,
             inputs: Default::default(),
             outputs: vec!["o".into()],
+            resources: Default::default(),
         }
     }
 

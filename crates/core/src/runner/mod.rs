@@ -1,7 +1,7 @@
 //! The make-like runner (README "Running pipelines"): `pipeline.toml` parsing and validation
 //! ([`pipeline`], [`params`]), stage keys and code identity ([`key`]), `pipeline.lock` ([`lockfile`]),
-//! planning and staleness reasons ([`plan`]), building one stage ([`exec`]), parallel scheduling
-//! ([`schedule`]) and the store-facing commands ([`commands`]).
+//! planning and staleness reasons ([`plan`]), building one stage ([`exec`]) on an executor
+//! ([`executor`]: local processes or Slurm jobs, [`slurm`]), parallel scheduling ([`schedule`]) and the store-facing commands ([`commands`]).
 //!
 //! Exit codes: 0 success, 1 a stage or command failed, 2 invalid pipeline or usage.
 //! The run path never touches libtorch.
@@ -10,6 +10,7 @@ mod child;
 pub mod commands;
 mod dag;
 pub mod exec;
+pub mod executor;
 pub mod graph;
 pub mod key;
 pub mod lockfile;
@@ -21,6 +22,7 @@ pub mod plan;
 pub mod remote;
 pub mod run_cmd;
 pub mod schedule;
+pub mod slurm;
 pub mod sweep;
 pub mod ui;
 

@@ -9,6 +9,12 @@
 //! params = { k = 20 }        # any TOML table (optional)
 //! inputs = { features = "embed.features", raw = "data/raw" }   # stage.output or workspace path
 //! outputs = ["neighbors"]
+//! resources = { gpus = 1, cpus = 8, mem = "32G", time = "4:00:00" }   # optional, not in the key
+//! [executor]                 # optional: where stages run (`scan run --executor` overrides `kind`)
+//! kind = "slurm"             # or "local" (the default)
+//! partition = "gpu"
+//! account = "my-lab"
+//! extra = ["--qos=normal"]   # further sbatch flags, passed as written
 //! ```
 //! A string input `<known stage>.<declared output>` is a stage reference; `<known stage>.<other>` is an
 //! error; anything else is a path relative to the workspace (the pipeline file's directory) that must
@@ -87,6 +93,8 @@ pub struct Stage {
     pub written: Value,
     pub inputs: BTreeMap<String, InputSource>,
     pub outputs: Vec<String>,
+    /// What the stage asks of the machine it runs on; never part of its key.
+    pub resources: super::executor::Resources,
 }
 
 impl Stage {
@@ -122,6 +130,8 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// The `[sweep]` table, if any.
     pub sweep: Option<super::sweep::SweepFile>,
+    /// The `[executor]` table (default: local).
+    pub executor: super::executor::ExecutorFile,
     /// `[remote]`, validated.
     pub remote: Option<RemoteConfig>,
 }
@@ -220,6 +230,9 @@ pub struct PipelineFile {
     pub stages: BTreeMap<String, StageFile>,
     /// Variants run by `scan run --sweep`.
     pub sweep: Option<super::sweep::SweepFile>,
+    /// Where stages run.
+    #[serde(default)]
+    pub executor: super::executor::ExecutorFile,
     /// `[remote]`: where results are shared (README "Sharing").
     pub remote: Option<RemoteFile>,
 }
@@ -252,6 +265,9 @@ pub struct StageFile {
     #[serde(default)]
     pub inputs: BTreeMap<String, String>,
     pub outputs: Vec<String>,
+    /// `{ gpus, cpus, mem, time }`.
+    #[serde(default)]
+    pub resources: super::executor::Resources,
 }
 
 /// Whether `name` is a valid stage name (letters, digits, `_`, `-`).
@@ -344,6 +360,9 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
                     found,
                 }
             })?;
+        s.resources
+            .validate()
+            .map_err(|m| invalid(format!("{ctx}: resources: {m}")))?;
         let mut outputs: Vec<String> = Vec::new();
         for o in &s.outputs {
             if !valid_output_name(o) {
@@ -370,6 +389,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
                 written: params,
                 inputs: BTreeMap::new(),
                 outputs,
+                resources: s.resources.clone(),
             },
         );
     }
@@ -437,6 +457,9 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
             st.inputs = inputs;
         }
     }
+    file.executor
+        .validate()
+        .map_err(|m| invalid(format!("[executor]: {m}")))?;
     let order = topo_order(&path_buf, &stages)?;
     let stages = order
         .into_iter()
@@ -460,6 +483,7 @@ fn parse_inner(path: &Path, workspace: &Path, text: &str) -> Result<Pipeline, Pi
         stages,
         remote,
         sweep: file.sweep,
+        executor: file.executor,
     })
 }
 

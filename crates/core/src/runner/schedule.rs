@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::executor::Executor;
 use super::key::{self, KeyManifest, Resolved};
 use super::lockfile::{LockEntry, LockFile};
 use super::pipeline::Stage;
@@ -44,6 +45,10 @@ pub struct RunOptions {
     pub targets: Vec<String>,
     pub jobs: usize,
     pub dry_run: bool,
+    /// `--executor` (default: the pipeline's `[executor] kind`, else local).
+    pub executor: Option<super::executor::ExecutorKind>,
+    /// `--gpus`: the devices of this machine to hand to stages that declare GPUs.
+    pub gpus: Option<Vec<String>>,
     /// Upload every stage that was built to the remote (write-through).
     pub push: bool,
     /// `--remote URL` (else the pipeline's `[remote]`), and `--require-remote`.
@@ -228,8 +233,10 @@ pub fn dry_run(ctx: &Ctx, selected: &[usize]) -> Result<Vec<StageOutcome>, Runne
 /// Compute the key of a stage from its upstream outputs; reuse it from the store, else from the
 /// remote, else build it. `needed`: its outputs must be in the store afterwards (a target).
 /// `local_only`: do not look it up remotely (fetching it failed earlier in this run).
+#[allow(clippy::too_many_arguments)]
 fn run_one(
     ctx: &Ctx,
+    exe: &Executor,
     ru: &RemoteUse,
     stage: &Stage,
     resolved: &Resolved,
@@ -384,7 +391,7 @@ fn run_one(
         });
     }
     super::ui::ui().info(&format!("{}: running (key {})", stage.name, key.short()));
-    let rec = super::exec::build(ctx, stage, resolved, &key, &manifest, &inputs)?;
+    let rec = super::exec::build(ctx, exe, stage, resolved, &key, &manifest, &inputs)?;
     let mut out = built(rec.outputs.clone(), How::Ran, None, downloaded);
     if let (Some(remote), true) = (ctx.remote.as_ref(), ru.push) {
         if let Some(t) = ru.soft(
@@ -536,6 +543,18 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
             "--push: no remote configured ([remote] url in the pipeline file, --remote or SCAN_REMOTE)".into(),
         ));
     }
+    let exe = Executor::new(
+        &first.ctx.pipeline.executor,
+        opts.executor,
+        opts.gpus.as_deref(),
+    )
+    .map_err(RunnerError::Usage)?;
+    for node in &nodes {
+        let stage = &units[node.unit].ctx.pipeline.stages[node.stage];
+        exe.check(&stage.name, &stage.resources)
+            .map_err(RunnerError::Usage)?;
+    }
+    let exe = &exe;
     let store = &first.ctx.store;
     let _store_lock = store.lock_store(false, |holder| {
         eprintln!("scan: waiting for the store lock ({holder})")
@@ -589,7 +608,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     let ru = &ru;
                     sc.spawn(move || {
                         let t = Instant::now();
-                        let result = run_one(ctx, ru, stage, res, &ups, need, local);
+                        let result = run_one(ctx, exe, ru, stage, res, &ups, need, local);
                         let _ = tx.send(Done {
                             index: n,
                             result,
@@ -628,7 +647,7 @@ pub fn run_many(units: &[Unit], opts: &RunOptions) -> Result<Vec<Vec<StageOutcom
                     super::ui::ui().error(&format!(
                         "warning: {name}: fetching the outputs of {} failed ({}); building {} here",
                         ups.join(", "),
-                        remote::chain(&source),
+                        remote::chain(&*source),
                         if ups.len() == 1 { "it" } else { "them" }
                     ));
                     for u in &ups {

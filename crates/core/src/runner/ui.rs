@@ -3,8 +3,8 @@
 //! terminal (CI logs, `2> file`): plain lines, each with an RFC 3339 timestamp, progress once per epoch,
 //! no control codes. `-q` shows only errors; `-v` adds the commands run.
 //!
-//! Interrupts (Ctrl-C, SIGTERM) set a flag that the stage supervisors poll: they stop their stage, and
-//! the run reports which checkpoints were kept and how to resume.
+//! Interrupts (Ctrl-C, SIGTERM) set a flag that the stage supervisors poll: they stop their stage (or
+//! `scancel` its Slurm job), and the run reports which checkpoints were kept and how to resume.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
