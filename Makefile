@@ -20,9 +20,12 @@ run: build
 	@echo "report:  $$(./target/release/scan show evaluate.report)/report.md"
 	@echo "metrics: $$(./target/release/scan show evaluate.metrics)"
 
+# The integration tests start a WebDAV/S3 pair and a single-node Slurm on 127.0.0.1 when they need
+# them; whatever the outcome, they are stopped afterwards.
 test: setup
 	cargo build --release --workspace --bins
-	cargo test --release --workspace
+	rc=0; cargo test --release --workspace || rc=$$?; \
+	  bash scripts/remote-down.sh || true; bash scripts/slurm-down.sh || true; exit $$rc
 
 lint: setup
 	cargo fmt --all --check
