@@ -160,4 +160,63 @@ fn grid_times_seeds_shares_upstream_and_aggregates() {
         diff.contains("scan.entropy_weight") && diff.contains("evaluate.acc"),
         "{diff}"
     );
+    exp_plot_draws_the_sweep(&ws, &names);
+}
+
+/// `scan exp plot` on the sweep: both PNGs decode (Pillow), the overlay has a line per group in
+/// the group's colour, and bad names are clear errors.
+fn exp_plot_draws_the_sweep(ws: &Workspace, names: &[&str]) {
+    let o = scan(ws, &["exp", "plot", "--out", "plots"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    // `base` ran against the store this test deleted: its curves are gone, and it says so.
+    assert!(
+        err.contains("left out of the curves") && err.contains("base"),
+        "{err}"
+    );
+    let files: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        files,
+        ["plots/curves-scan.png", "plots/metrics.png"],
+        "{out}"
+    );
+    // Colours of the palette: one per group in the overlay (entropy_weight=2, entropy_weight=5).
+    let report = crate::common::run_python(
+        r#"
+import sys
+from PIL import Image
+palette = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40)]
+for path in sys.argv[1:]:
+    im = Image.open(path).convert("RGB")
+    colours = set(im.getdata())
+    print(path, im.size[0], im.size[1], sum(c in colours for c in palette))
+"#,
+        &[
+            &ws.join("plots/curves-scan.png").to_string_lossy(),
+            &ws.join("plots/metrics.png").to_string_lossy(),
+        ],
+    );
+    let lines: Vec<Vec<&str>> = report.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    // Two groups in the overlay; the bar chart colours bars by metric (evaluate.acc only here).
+    assert_eq!(lines[0][3], "2", "{report}");
+    assert_eq!(lines[1][3], "1", "{report}");
+    for l in &lines {
+        assert!(l[1].parse::<u32>().unwrap() >= 500, "{report}");
+    }
+    // A subset of the experiments.
+    ok(ws, &["exp", "plot", "--out", "two", names[0], names[1]]);
+    let o = scan(ws, &["exp", "plot", "no-such-exp"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no experiment `no-such-exp`"));
+    let o = scan(ws, &["exp", "plot", "--stage", "ingest"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no experiment has curves of stage `ingest`") && err.contains("scan"),
+        "{err}"
+    );
 }

@@ -237,6 +237,24 @@ pub enum ExpCommand {
         #[arg(long, value_name = "COLUMN")]
         sort: Option<String>,
     },
+    /// Draw the experiments: one training stage's curves overlaid (`curves-STAGE.png`) and the
+    /// final metrics per group as bars with ±1 std error bars (`metrics.png`).
+    Plot {
+        /// Experiments to draw (default: all).
+        names: Vec<String>,
+        /// The training stage whose per-epoch curves are overlaid.
+        #[arg(long, default_value = "scan")]
+        stage: String,
+        /// A curve field to draw (repeatable; default: every field but bookkeeping).
+        #[arg(long = "field", value_name = "FIELD")]
+        fields: Vec<String>,
+        /// A metric of `scan exp show` for the bar chart (repeatable; default: every `.acc`).
+        #[arg(long = "metric", value_name = "METRIC")]
+        metrics: Vec<String>,
+        /// Directory the PNGs are written to.
+        #[arg(long, default_value = "exp-plots")]
+        out: std::path::PathBuf,
+    },
     /// Two experiments' params and metrics side by side.
     Diff {
         /// The first experiment (a name from `scan exp show`).
@@ -348,6 +366,22 @@ fn dispatch(cli: &Cli) -> Result<u8, RunnerError> {
                     commands::exp_show(&base, format, sort.as_deref())
                 }
                 ExpCommand::Diff { a, b } => commands::exp_diff(&base, a, b),
+                ExpCommand::Plot {
+                    names,
+                    stage,
+                    fields,
+                    metrics,
+                    out,
+                } => commands::exp_plot(
+                    &base,
+                    &crate::exp::plot::PlotRequest {
+                        stage: stage.clone(),
+                        fields: fields.clone(),
+                        metrics: metrics.clone(),
+                        only: names.clone(),
+                        out: out.clone(),
+                    },
+                ),
             }
         }
         Command::Status { json, sets } => commands::status(&ctx(sets)?, *json),

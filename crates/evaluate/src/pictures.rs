@@ -15,7 +15,8 @@ pub const PROTOTYPES_PNG: &str = "prototypes.png";
 pub const NEIGHBORS_PNG: &str = "neighbors.png";
 
 fn save(c: &Canvas, dir: &Path, file: &str) -> Result<(), EvalError> {
-    c.save(&dir.join(file)).map_err(EvalError::Picture)
+    c.save(&dir.join(file), scan_core::util::atomic_write)
+        .map_err(EvalError::Picture)
 }
 
 /// Render every picture into `dir`; returns `(caption, file name)` in report order.

@@ -1,10 +1,12 @@
-//! Experiments: every `scan run` is recorded as an experiment — the base pipeline as `base`, each variant
-//! of a sweep (or of a `--set`) under its name — in `<pipeline>.experiments.json` beside the pipeline
-//! file. A record holds the variant's overrides and, per stage, the key and outputs it ran or reused, so
-//! `scan exp show` reads metrics straight from the store, and `--exp NAME` lets `show`, `explain`,
-//! `export` and `push` address a variant. Running a variant never touches `pipeline.lock`, which keeps
-//! describing `pipeline.toml` alone.
+//! Experiments: every `scan run` is recorded as an experiment — the base pipeline as `base`, each
+//! variant of a sweep (or of a `--set`) under its name — in `<pipeline>.experiments.json` beside the
+//! pipeline file. A record holds the variant's overrides and, per stage, the key and outputs it ran
+//! or reused, so `scan exp show` reads metrics straight from the store ([`table`]), `scan exp plot`
+//! draws them ([`plot`]), and `--exp NAME` lets `show`, `explain`, `export` and `push` address a
+//! variant. Running a variant never touches `pipeline.lock`, which keeps describing
+//! `pipeline.toml` alone.
 
+pub mod plot;
 pub mod table;
 
 use std::collections::BTreeMap;

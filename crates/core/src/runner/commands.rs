@@ -267,6 +267,30 @@ pub fn exp_diff(ctx: &Ctx, a: &str, b: &str) -> Result<u8, RunnerError> {
     Ok(0)
 }
 
+/// `scan exp plot`.
+pub fn exp_plot(ctx: &Ctx, req: &crate::exp::plot::PlotRequest) -> Result<u8, RunnerError> {
+    let path = crate::exp::log_path(&ctx.pipeline.path);
+    let log = ExperimentLog::read(&path).map_err(|e| RunnerError::Failed(e.to_string()))?;
+    match crate::exp::plot::plot(&log, &path, &ctx.store, req) {
+        Ok(plotted) => {
+            if !plotted.left_out.is_empty() {
+                super::ui::ui().error(&format!(
+                    "warning: left out of the curves (no longer in the store): {}",
+                    plotted.left_out.join(", ")
+                ));
+            }
+            for f in plotted.files {
+                println!("{}", f.display());
+            }
+            Ok(0)
+        }
+        Err(crate::exp::plot::PlotError::Exp(e @ crate::exp::ExpError::Unknown { .. })) => {
+            Err(RunnerError::Usage(e.to_string()))
+        }
+        Err(e) => Err(RunnerError::Failed(e.to_string())),
+    }
+}
+
 /// `scan gc [--dry-run] [--keep-runs N]`.
 pub fn gc(ctx: &Ctx, dry_run: bool, keep_runs: usize, json: bool) -> Result<u8, RunnerError> {
     let _lock = ctx.store.lock_store(true, |h| {

@@ -4,9 +4,9 @@
 //! enlarged (nearest neighbour) to at least [`TILE_MIN`] pixels; tile borders encode agreement
 //! (green = same class, red = different, gray = unknown, blue = anchor).
 
-use super::canvas::{truncate, Canvas, Rgb, BLACK, BLUE, GLYPH, GRAY, GREEN, RED, WHITE};
 use super::prototypes::ClusterExamples;
 use scan::data::Dataset;
+use scan_charts::canvas::{truncate, Canvas, Rgb, BLACK, BLUE, GLYPH, GRAY, GREEN, RED, WHITE};
 
 pub const TILE_MIN: usize = 64;
 pub const BORDER: usize = 3;

@@ -158,13 +158,18 @@ impl Canvas {
         Ok(out)
     }
 
-    /// Write the PNG atomically.
-    pub fn save(&self, path: &Path) -> Result<(), CanvasError> {
+    /// Encode the PNG and write it to `path` with `write` (the caller's atomic write: this crate
+    /// does no file I/O of its own).
+    pub fn save(
+        &self,
+        path: &Path,
+        write: impl FnOnce(&Path, &[u8]) -> std::io::Result<()>,
+    ) -> Result<(), CanvasError> {
         let bytes = self.to_png().map_err(|e| CanvasError::Encode {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        scan_core::util::atomic_write(path, &bytes).map_err(|source| CanvasError::Io {
+        write(path, &bytes).map_err(|source| CanvasError::Io {
             path: path.to_path_buf(),
             source,
         })

@@ -11,8 +11,8 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::canvas::{Canvas, CanvasError};
-use super::chart::{fit_text, render, text_width, ChartError, GlyphStyle, Label};
+use crate::canvas::{Canvas, CanvasError};
+use crate::chart::{fit_text, render, text_width, ChartError, GlyphStyle, Label};
 
 /// Widest band for the class names along each axis.
 pub const NAME_W: usize = 150;

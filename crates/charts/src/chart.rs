@@ -1,5 +1,5 @@
 //! What the `plotters` charts of the report share: the embedded font (DejaVu Sans, committed under
-//! `crates/evaluate/fonts/` with its licence: no system fonts), rendering into an RGB buffer that
+//! `crates/charts/fonts/` with its licence: no system fonts), rendering into an RGB buffer that
 //! [`Canvas`] encodes (so the PNG bytes depend only on the data), the colour palette, tick-label
 //! formatting and text fitting.
 //!
@@ -22,12 +22,12 @@ use plotters_backend::{
 };
 use plotters_bitmap::BitMapBackendError;
 
-use super::canvas::{Canvas, CanvasError};
+use crate::canvas::{Canvas, CanvasError};
 
 /// The family name every chart text uses.
 pub const FONT: &str = "DejaVu Sans";
 
-static FONT_BYTES: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../fonts/DejaVuSans.ttf");
 
 /// The error of a plotters drawing call on the bitmap backend.
 pub type ChartError = DrawingAreaErrorKind<BitMapBackendError>;

@@ -10,8 +10,8 @@ use plotters::element::{Circle, PathElement};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use super::canvas::{Canvas, CanvasError};
-use super::chart::{
+use crate::canvas::{Canvas, CanvasError};
+use crate::chart::{
     fit_text, hidden, render, text_width, tick_label, ChartError, GlyphStyle, Label, PALETTE,
 };
 
@@ -206,12 +206,51 @@ fn legend_rows(entries: &[String], width: i32) -> (Vec<(i32, i32)>, i32) {
     (out, row + 1)
 }
 
+/// One line of a panel: its legend text, colour and `(epoch, value)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line<'a> {
+    pub label: String,
+    pub color: RGBColor,
+    pub points: &'a [(f64, f64)],
+}
+
+/// A panel ready to draw: caption, y-axis description and lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePanel<'a> {
+    pub title: String,
+    pub y_desc: String,
+    pub lines: Vec<Line<'a>>,
+}
+
+impl<'a> From<&Panel<'a>> for LinePanel<'a> {
+    fn from(panel: &Panel<'a>) -> Self {
+        LinePanel {
+            title: panel.title.clone(),
+            y_desc: if panel.series.len() == 1 {
+                field_label(&panel.series[0].field)
+            } else {
+                panel.title.clone()
+            },
+            lines: panel
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Line {
+                    label: field_label(&s.field),
+                    color: PALETTE[i % PALETTE.len()],
+                    points: &s.points,
+                })
+                .collect(),
+        }
+    }
+}
+
 fn draw_panel(
     root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    panel: &Panel,
+    panel: &LinePanel,
 ) -> Result<(), ChartError> {
-    let points = || panel.series.iter().flat_map(|s| s.points.iter());
+    let points = || panel.lines.iter().flat_map(|s| s.points.iter());
     let (ylo, yhi) = padded_range(points().map(|p| p.1));
     let (xmin, xmax) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
         (lo.min(p.0), hi.max(p.0))
@@ -223,7 +262,9 @@ fn draw_panel(
         (xmin - pad, xmax + pad)
     };
     // The legend is a strip between the caption and the plot, so it never hides a curve.
-    let entries: Vec<String> = panel.series.iter().map(|s| field_label(&s.field)).collect();
+    // Lines with an empty label share the legend entry of an earlier line of their colour.
+    let legend: Vec<&Line> = panel.lines.iter().filter(|l| !l.label.is_empty()).collect();
+    let entries: Vec<String> = legend.iter().map(|l| l.label.clone()).collect();
     let (slots, rows) = legend_rows(&entries, PANEL_W as i32 - 110);
     let mut chart = ChartBuilder::on(area)
         .margin_top((CAPTION_H + rows * LEGEND_ROW + 4) as u32)
@@ -246,11 +287,18 @@ fn draw_panel(
         .bold_line_style(RGBColor(210, 210, 210))
         .draw()?;
     // Series.
-    for (i, s) in panel.series.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        chart.draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))?;
-        if s.points.len() <= 60 {
-            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+    for line in &panel.lines {
+        let color = line.color;
+        chart.draw_series(LineSeries::new(
+            line.points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
+        if line.points.len() <= 60 {
+            chart.draw_series(
+                line.points
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, color.filled())),
+            )?;
         }
     }
     // Text, drawn by us (module doc of `chart`): positions in the root's pixels.
@@ -286,14 +334,10 @@ fn draw_panel(
             .color(RGBColor(60, 60, 60))
             .anchor(HPos::Center, VPos::Top),
     ))?;
-    let y_desc = if panel.series.len() == 1 {
-        field_label(&panel.series[0].field)
-    } else {
-        panel.title.clone()
-    };
+    let y_desc = &panel.y_desc;
     let area_x = area.get_base_pixel().0;
     root.draw(&Label::new(
-        fit_text(&y_desc, 14.0, (yr.end - yr.start) as u32),
+        fit_text(y_desc, 14.0, (yr.end - yr.start) as u32),
         at((area_x + 18, (yr.start + yr.end) / 2)),
         GlyphStyle::new(14.0)
             .color(RGBColor(60, 60, 60))
@@ -307,8 +351,8 @@ fn draw_panel(
     ))?;
     // Legend strip, left-aligned with the plot.
     let top = area.get_base_pixel().1 + CAPTION_H;
-    for (i, (e, &(row, dx))) in entries.iter().zip(&slots).enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
+    for ((e, &(row, dx)), line) in entries.iter().zip(&slots).zip(&legend) {
+        let color = line.color;
         let (x, y) = at((xr.start + dx, top + row * LEGEND_ROW + LEGEND_ROW / 2));
         root.draw(&PathElement::new(
             vec![(x, y), (x + 24, y)],
@@ -322,9 +366,25 @@ fn draw_panel(
 
 /// Render all series of `curves` under the title `title`.
 pub fn curves_plot(curves: &Curves, title: &str) -> Result<Canvas, CanvasError> {
-    let panels = panels(curves);
+    let panels: Vec<LinePanel> = panels(curves).iter().map(LinePanel::from).collect();
+    panels_plot(
+        &panels,
+        title,
+        "training curves",
+        "no numeric fields in the curves",
+    )
+}
+
+/// Render `panels` two per row under the title `title`; `what` names the chart in errors, `empty`
+/// is shown when there is no panel.
+pub fn panels_plot(
+    panels: &[LinePanel],
+    title: &str,
+    what: &str,
+    empty: &str,
+) -> Result<Canvas, CanvasError> {
     let (w, h) = size(panels.len());
-    render(w, h, "training curves", |root| {
+    render(w, h, what, |root| {
         root.draw(&Label::new(
             fit_text(title, 20.0, (w - 24) as u32),
             (12, (TITLE_H / 2) as i32),
@@ -333,7 +393,7 @@ pub fn curves_plot(curves: &Curves, title: &str) -> Result<Canvas, CanvasError> 
         let body = root.margin(TITLE_H as u32, 0, 0, 0);
         if panels.is_empty() {
             root.draw(&Label::new(
-                "no numeric fields in the curves",
+                empty.to_string(),
                 (24, (TITLE_H + PANEL_H / 2) as i32),
                 GlyphStyle::new(16.0).color(RGBColor(120, 120, 120)),
             ))?;
@@ -342,7 +402,7 @@ pub fn curves_plot(curves: &Curves, title: &str) -> Result<Canvas, CanvasError> 
         let rows = panels.len().div_ceil(PANELS_PER_ROW);
         let cols = panels.len().min(PANELS_PER_ROW);
         let areas = body.split_evenly((rows, cols));
-        for (area, panel) in areas.iter().zip(&panels) {
+        for (area, panel) in areas.iter().zip(panels) {
             draw_panel(root, area, panel)?;
         }
         Ok(())
