@@ -3,6 +3,7 @@
 //! prediction = argmax of the chosen head, probabilities = softmax).
 
 mod model;
+pub mod precision;
 mod resnet;
 pub mod torch_file;
 pub mod weights;

@@ -38,6 +38,8 @@ pub struct Model {
     pub backbone: ResNet18,
     pub heads: Heads,
     pub config: ModelConfig,
+    /// Whether inputs and convolution weights use the channels-last (NHWC) memory layout.
+    pub channels_last: bool,
 }
 
 fn torch_linear(p: nn::Path, fan_in: i64, fan_out: i64) -> nn::Linear {
@@ -80,6 +82,7 @@ impl Model {
             backbone,
             heads,
             config,
+            channels_last: false,
         }
     }
 
@@ -105,6 +108,7 @@ impl Model {
             backbone,
             heads,
             config,
+            channels_last: false,
         }
     }
 
@@ -112,9 +116,21 @@ impl Model {
         self.vs.device()
     }
 
+    /// Switch to the channels-last memory layout: convolution weights now, each input as it comes
+    /// (same values and shapes; oneDNN and cuDNN pick faster kernels for it).
+    pub fn use_channels_last(&mut self) {
+        super::precision::vars_channels_last(&self.vs);
+        self.channels_last = true;
+    }
+
     /// Raw backbone features `[B, d]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        self.backbone.forward_t(x, train)
+        if self.channels_last {
+            self.backbone
+                .forward_t(&super::precision::channels_last(x), train)
+        } else {
+            self.backbone.forward_t(x, train)
+        }
     }
 
     /// L2-normalised SimCLR output `[B, proj_dim]` (panics if this is not a SimCLR model: a

@@ -9,11 +9,13 @@ use std::path::Path;
 use rand::Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::common::{self, Curves, EpochProgress, Record};
+use super::common::{self, Checkpoint, Record};
+use super::engine::{self, LoopConfig, StepLoss, Task};
 use super::optim::{OptimKind, Optimizer};
 use super::TrainError;
 use crate::augment::{AugRng, Normalize};
 use crate::data::Dataset;
+use crate::nn::precision::Precision;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
 use scan_core::params::ViewAugmentation;
 
@@ -191,19 +193,16 @@ pub fn select_head(losses: &[f64]) -> Option<(usize, f64)> {
 /// Per-head losses of one step: (total, consistency, entropy).
 pub type StepLosses = Vec<(f64, f64, f64)>;
 
-/// One SCAN step (METHOD.md §5.2–§5.4, §5.6) on already augmented anchor and neighbour images: two
-/// forward passes in train mode (with `head_only`, the backbone runs in eval mode under no-grad and
-/// only the heads get gradients), the sum over heads of consistency − λ·entropy, backward, and one
-/// optimizer step with learning rate `lr`. Returns each head's loss values.
-pub fn scan_step(
+/// The SCAN losses of one batch (METHOD.md §5.2–§5.4, §5.6) on already augmented anchor and
+/// neighbour images: two forward passes in train mode (with `head_only`, the backbone runs in eval
+/// mode under no-grad and only the heads get gradients), consistency − λ·entropy per head.
+pub fn scan_losses(
     model: &Model,
-    opt: &mut Optimizer,
     anchors: &Tensor,
     neighbors: &Tensor,
     entropy_weight: f64,
     head_only: bool,
-    lr: f64,
-) -> StepLosses {
+) -> Vec<crate::losses::ScanLoss> {
     let (la, ln) = if head_only {
         let (fa, fnb) = {
             let _g = tch::no_grad_guard();
@@ -219,19 +218,22 @@ pub fn scan_step(
             model.cluster_forward(neighbors, true),
         )
     };
-    let losses: Vec<_> = la
-        .iter()
+    la.iter()
         .zip(&ln)
         .map(|(a, b)| crate::losses::scan_loss(a, b, entropy_weight))
-        .collect();
-    let total = losses
+        .collect()
+}
+
+/// The sum over heads of the total losses (what is minimised).
+fn summed(losses: &[crate::losses::ScanLoss]) -> Tensor {
+    losses
         .iter()
         .map(|l| l.total.shallow_clone())
         .reduce(|a, b| a + b)
-        .expect("at least one head");
-    opt.zero_grad();
-    total.backward();
-    opt.step(lr);
+        .expect("at least one head")
+}
+
+fn loss_values(losses: &[crate::losses::ScanLoss]) -> StepLosses {
     losses
         .iter()
         .map(|l| {
@@ -242,6 +244,213 @@ pub fn scan_step(
             )
         })
         .collect()
+}
+
+/// One SCAN step in fp32: [`scan_losses`], backward of their sum over heads, and one optimizer
+/// step with learning rate `lr` (the loop's [`engine::optimize`]). Returns each head's loss values.
+pub fn scan_step(
+    model: &Model,
+    opt: &mut Optimizer,
+    anchors: &Tensor,
+    neighbors: &Tensor,
+    entropy_weight: f64,
+    head_only: bool,
+    lr: f64,
+) -> StepLosses {
+    let losses = scan_losses(model, anchors, neighbors, entropy_weight, head_only);
+    engine::optimize(opt, None, &summed(&losses), lr);
+    loss_values(&losses)
+}
+
+/// SCAN as a [`Task`]: anchor + one uniformly drawn neighbour column per sample, both augmented;
+/// after every epoch the selection on the test split keeps the best head and weights.
+struct ScanTask<'a> {
+    p: &'a ScanParams,
+    aug: ViewAugment,
+    images: Tensor,
+    test: &'a Dataset,
+    test_images: Tensor,
+    nb_train: Tensor,
+    nb_test: Tensor,
+    cols: i64,
+    norm: &'a nn::NormMeta,
+    num_heads: usize,
+    classes: i64,
+    head_only: bool,
+    device: Device,
+    col_rng: rand_chacha::ChaCha8Rng,
+    /// Per-epoch sums of (total, consistency, entropy) means over heads.
+    sums: (f64, f64, f64),
+    steps: usize,
+    best: Option<Best>,
+}
+
+impl Task for ScanTask<'_> {
+    fn lr(&self, _epoch: usize) -> f64 {
+        self.p.lr
+    }
+
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.col_rng = common::epoch_rng(self.p.seed, epoch, 3);
+        (self.sums, self.steps) = ((0.0, 0.0, 0.0), 0);
+    }
+
+    fn loss(
+        &mut self,
+        model: &Model,
+        batch: &[i64],
+        rng: &mut AugRng,
+    ) -> Result<StepLoss, TrainError> {
+        let idx = engine::batch_index(batch, self.device);
+        let cols_drawn: Vec<i64> = batch
+            .iter()
+            .map(|_| self.col_rng.gen_range(0..self.cols))
+            .collect();
+        let nidx = self
+            .nb_train
+            .index_select(0, &idx)
+            .gather(
+                1,
+                &Tensor::from_slice(&cols_drawn)
+                    .view([-1, 1])
+                    .to_device(self.device),
+                false,
+            )
+            .view([-1]);
+        let xa = self.aug.apply(&self.images.index_select(0, &idx), rng);
+        let xn = self.aug.apply(&self.images.index_select(0, &nidx), rng);
+        let losses = scan_losses(model, &xa, &xn, self.p.entropy_weight, self.head_only);
+        let values = loss_values(&losses);
+        let h = values.len() as f64;
+        let mean = |f: fn(&(f64, f64, f64)) -> f64| values.iter().map(f).sum::<f64>() / h;
+        self.sums.0 += mean(|l| l.0);
+        self.sums.1 += mean(|l| l.1);
+        self.sums.2 += mean(|l| l.2);
+        self.steps += 1;
+        Ok(StepLoss::Loss {
+            loss: summed(&losses),
+            message: format!(
+                "total {:.4} consistency {:.4} entropy {:.4}",
+                mean(|l| l.0),
+                values[0].1,
+                values[0].2
+            ),
+        })
+    }
+
+    fn end_epoch(
+        &mut self,
+        model: &Model,
+        epoch: usize,
+        rec: &mut Record,
+    ) -> Result<(), TrainError> {
+        let steps = self.steps.max(1) as f64;
+        // Selection on the test split: lowest consistency − 1·entropy over heads and epochs.
+        let probs = head_probs(model, &self.test_images, self.norm, self.p.eval_batch_size);
+        let totals: Vec<f64> = probs
+            .iter()
+            .map(|pr| crate::losses::scan_selection_loss(pr, &self.nb_test).0)
+            .collect();
+        // A non-finite selection loss would make every later comparison false and keep whatever
+        // was selected first: a head whose loss is not finite cannot be selected, and an epoch
+        // without any finite head is an error.
+        let (head, sel_total) = select_head(&totals).ok_or_else(|| {
+            TrainError::Diverged(format!(
+                "scan epoch {}: the selection loss is not finite for any head ({totals:?}); \
+                 training diverged (try a lower `lr`)",
+                epoch + 1
+            ))
+        })?;
+        if totals.iter().any(|l| !l.is_finite()) {
+            eprintln!(
+                "scan epoch {}: warning: heads with a non-finite selection loss are not \
+                 selectable ({totals:?})",
+                epoch + 1
+            );
+        }
+        if self.best.as_ref().is_none_or(|(l, _, _)| sel_total < *l) {
+            self.best = Some((sel_total, head, snapshot(model)));
+        }
+        rec.insert("total".into(), self.sums.0 / steps);
+        rec.insert("consistency".into(), self.sums.1 / steps);
+        rec.insert("entropy".into(), self.sums.2 / steps);
+        rec.insert("selection_loss".into(), sel_total);
+        rec.insert("selection_head".into(), head as f64);
+        if self.test.labels.iter().all(|&l| l >= 0) {
+            let pred = probs[head].argmax(1, false).to_device(Device::Cpu);
+            let pred: Vec<i64> = Vec::<i64>::try_from(&pred)?;
+            rec.insert(
+                "test_acc".into(),
+                super::hungarian_acc(
+                    &pred,
+                    &self.test.labels,
+                    self.classes as usize,
+                    self.test.num_classes(),
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        match &self.best {
+            Some((loss, head, state)) => (
+                state
+                    .iter()
+                    .map(|(n, t)| (format!("best.{n}"), t.shallow_clone()))
+                    .collect(),
+                serde_json::json!({"best_loss": loss, "best_head": head}),
+            ),
+            None => (Vec::new(), serde_json::Value::Null),
+        }
+    }
+
+    /// The selected snapshot: absent before the first epoch ended, otherwise complete.
+    fn resume(
+        &mut self,
+        model: &mut Model,
+        ckpt: &Checkpoint,
+        epoch: usize,
+    ) -> Result<(), TrainError> {
+        let damaged = |message: String| TrainError::Checkpoint {
+            path: common::checkpoint_path().unwrap_or_default(),
+            message,
+        };
+        match (
+            ckpt.json["best_loss"].as_f64(),
+            ckpt.json["best_head"].as_u64(),
+        ) {
+            (Some(loss), Some(head)) => {
+                let state: Vec<(String, Tensor)> = ckpt
+                    .tensors
+                    .iter()
+                    .filter_map(|(k, t)| {
+                        k.strip_prefix("best.")
+                            .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
+                    })
+                    .collect();
+                let missing: Vec<String> = model
+                    .vs
+                    .variables()
+                    .into_keys()
+                    .filter(|n| !state.iter().any(|(s, _)| s == n))
+                    .collect();
+                if !missing.is_empty() || head as usize >= self.num_heads {
+                    return Err(damaged(format!(
+                        "the selected snapshot (head {head}) lacks {} variable(s) {:?}",
+                        missing.len(),
+                        &missing[..missing.len().min(5)]
+                    )));
+                }
+                self.best = Some((loss, head as usize, state));
+                Ok(())
+            }
+            _ if epoch > 0 => Err(damaged(format!(
+                "{epoch} epoch(s) done but no selected snapshot"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Train; writes `weights` (the selected head and weights) and `curves` into `out`.
@@ -257,6 +466,7 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
             p.batch_size
         )));
     }
+    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
     let pre = nn::weights::read_meta(inputs.weights)?;
     let classes = if p.num_clusters > 0 {
         p.num_clusters
@@ -295,156 +505,36 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let images = nn::images_tensor(&train, device);
     let test_images = nn::images_tensor(&test, Device::Cpu);
 
-    let mut curves = Curves::new("scan");
-    let mut start_epoch = 0;
-    let mut best: Option<Best> = None;
-    if let Some((ckpt, epoch, c)) = common::resume("scan", &mut model, &mut opt)? {
-        (start_epoch, curves) = (epoch, c);
-        // The selected snapshot: absent before the first epoch ended, otherwise complete.
-        match (
-            ckpt.json["best_loss"].as_f64(),
-            ckpt.json["best_head"].as_u64(),
-        ) {
-            (Some(loss), Some(head)) => {
-                let state: Vec<(String, Tensor)> = ckpt
-                    .tensors
-                    .iter()
-                    .filter_map(|(k, t)| {
-                        k.strip_prefix("best.")
-                            .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
-                    })
-                    .collect();
-                let missing: Vec<String> = model
-                    .vs
-                    .variables()
-                    .into_keys()
-                    .filter(|n| !state.iter().any(|(s, _)| s == n))
-                    .collect();
-                if !missing.is_empty() || head as usize >= config.num_heads {
-                    return Err(TrainError::Checkpoint {
-                        path: common::checkpoint_path().unwrap_or_default(),
-                        message: format!(
-                            "the selected snapshot (head {head}) lacks {} variable(s) {:?}",
-                            missing.len(),
-                            &missing[..missing.len().min(5)]
-                        ),
-                    });
-                }
-                best = Some((loss, head as usize, state));
-            }
-            _ if epoch > 0 => {
-                return Err(TrainError::Checkpoint {
-                    path: common::checkpoint_path().unwrap_or_default(),
-                    message: format!("{epoch} epoch(s) done but no selected snapshot"),
-                });
-            }
-            _ => {}
-        }
-    }
-
-    for epoch in start_epoch..p.epochs {
-        let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
-        let mut col_rng = common::epoch_rng(p.seed, epoch, 3);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
-            p.seed, epoch, 2,
-        )));
-        let mut progress = EpochProgress::new("scan", epoch, p.epochs, batches.len());
-        let (mut tot, mut cons, mut ent) = (0.0, 0.0, 0.0);
-        for batch in &batches {
-            let idx = Tensor::from_slice(batch).to_device(device);
-            let cols_drawn: Vec<i64> = batch.iter().map(|_| col_rng.gen_range(0..cols)).collect();
-            let nidx = nb_train
-                .index_select(0, &idx)
-                .gather(
-                    1,
-                    &Tensor::from_slice(&cols_drawn)
-                        .view([-1, 1])
-                        .to_device(device),
-                    false,
-                )
-                .view([-1]);
-            let xa = aug.apply(&images.index_select(0, &idx), &mut rng);
-            let xn = aug.apply(&images.index_select(0, &nidx), &mut rng);
-            let losses = scan_step(
-                &model,
-                &mut opt,
-                &xa,
-                &xn,
-                p.entropy_weight,
-                head_only,
-                p.lr,
-            );
-            let h = losses.len() as f64;
-            let mean = |f: fn(&(f64, f64, f64)) -> f64| losses.iter().map(f).sum::<f64>() / h;
-            tot += mean(|l| l.0);
-            cons += mean(|l| l.1);
-            ent += mean(|l| l.2);
-            progress.step(
-                batch.len(),
-                &format!(
-                    "total {:.4} consistency {:.4} entropy {:.4}",
-                    mean(|l| l.0),
-                    losses[0].1,
-                    losses[0].2
-                ),
-            );
-        }
-        let steps = batches.len() as f64;
-        // Selection on the test split: lowest consistency − 1·entropy over heads and epochs.
-        let probs = head_probs(&model, &test_images, &pre.normalize, p.eval_batch_size);
-        let sel: Vec<(f64, f64, f64)> = probs
-            .iter()
-            .map(|pr| crate::losses::scan_selection_loss(pr, &nb_test))
-            .collect();
-        let totals: Vec<f64> = sel.iter().map(|s| s.0).collect();
-        // A non-finite selection loss would make every later comparison false and keep whatever
-        // was selected first: a head whose loss is not finite cannot be selected, and an epoch
-        // without any finite head is an error.
-        let (head, sel_total) = select_head(&totals).ok_or_else(|| {
-            TrainError::Diverged(format!(
-                "scan epoch {}: the selection loss is not finite for any head ({totals:?}); \
-                 training diverged (try a lower `lr`)",
-                epoch + 1
-            ))
-        })?;
-        if totals.iter().any(|l| !l.is_finite()) {
-            eprintln!(
-                "scan epoch {}: warning: heads with a non-finite selection loss are not \
-                 selectable ({totals:?})",
-                epoch + 1
-            );
-        }
-        if best.as_ref().is_none_or(|(l, _, _)| sel_total < *l) {
-            best = Some((sel_total, head, snapshot(&model)));
-        }
-        let mut rec = Record::new();
-        rec.insert("epoch".into(), epoch as f64);
-        rec.insert("total".into(), tot / steps);
-        rec.insert("consistency".into(), cons / steps);
-        rec.insert("entropy".into(), ent / steps);
-        rec.insert("selection_loss".into(), sel_total);
-        rec.insert("selection_head".into(), head as f64);
-        if test.labels.iter().all(|&l| l >= 0) {
-            let pred = probs[head].argmax(1, false).to_device(Device::Cpu);
-            let pred: Vec<i64> = Vec::<i64>::try_from(&pred)?;
-            rec.insert(
-                "test_acc".into(),
-                super::hungarian_acc(&pred, &test.labels, classes as usize, test.num_classes()),
-            );
-        }
-        common::end_epoch(progress, rec, &mut curves);
-        let (extra, json) = match &best {
-            Some((loss, head, state)) => (
-                state
-                    .iter()
-                    .map(|(n, t)| (format!("best.{n}"), t.shallow_clone()))
-                    .collect(),
-                serde_json::json!({"best_loss": loss, "best_head": head}),
-            ),
-            None => (Vec::new(), serde_json::Value::Null),
-        };
-        common::save_epoch(&model, &opt, epoch, &curves, extra, json)?;
-    }
+    let mut task = ScanTask {
+        p,
+        aug,
+        images,
+        test: &test,
+        test_images,
+        nb_train,
+        nb_test,
+        cols,
+        norm: &pre.normalize,
+        num_heads: config.num_heads,
+        classes,
+        head_only,
+        device,
+        col_rng: common::epoch_rng(p.seed, 0, 3),
+        sums: (0.0, 0.0, 0.0),
+        steps: 0,
+        best: None,
+    };
+    let cfg = LoopConfig {
+        stage: "scan",
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        seed: p.seed,
+        n,
+        precision,
+        channels_last: LoopConfig::channels_last_for(precision, device),
+    };
+    let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
+    let best = task.best.take();
     let best_head = match &best {
         Some((_, head, state)) => {
             restore(&mut model, state)?;

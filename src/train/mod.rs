@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod common;
 pub mod embed;
+pub mod engine;
 pub mod knn_monitor;
 pub mod optim;
 pub mod pretext;

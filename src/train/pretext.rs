@@ -6,11 +6,13 @@ use std::path::Path;
 
 use tch::{Device, Tensor};
 
-use super::common::{self, Curves, EpochProgress, Record};
+use super::common::{self, Record};
+use super::engine::{self, LoopConfig, StepLoss, Task};
 use super::optim::{cosine_lr, OptimKind, Optimizer};
 use super::{resolve_arch, TrainError};
 use crate::augment::{AugRng, Normalize, SimclrAugment};
 use crate::data::Dataset;
+use crate::nn::precision::Precision;
 use crate::nn::{self, Model, ModelConfig, NormMeta, WeightsMeta};
 
 pub use scan_core::params::PretextParams;
@@ -48,6 +50,82 @@ fn eval_features(model: &Model, images: &Tensor, norm: &NormMeta, device: Device
     )
 }
 
+/// The kNN monitor's data: labelled train images and labels, test images and labels, classes.
+type MonitorData = (Tensor, Tensor, Tensor, Tensor, i64);
+
+/// SimCLR as a [`Task`]: both views of a batch in one forward pass, the NT-Xent loss; the cosine
+/// schedule; the weighted-kNN monitor at the end of an epoch.
+struct PretextTask<'a> {
+    p: &'a PretextParams,
+    aug: SimclrAugment,
+    images: Tensor,
+    norm: &'a NormMeta,
+    monitor_data: Option<MonitorData>,
+    device: Device,
+    loss_sum: f64,
+    steps: usize,
+}
+
+impl Task for PretextTask<'_> {
+    fn lr(&self, epoch: usize) -> f64 {
+        cosine_lr(self.p.lr, epoch, self.p.epochs)
+    }
+
+    fn begin_epoch(&mut self, _epoch: usize) {
+        (self.loss_sum, self.steps) = (0.0, 0);
+    }
+
+    fn loss(
+        &mut self,
+        model: &Model,
+        batch: &[i64],
+        rng: &mut AugRng,
+    ) -> Result<StepLoss, TrainError> {
+        let x = self
+            .images
+            .index_select(0, &engine::batch_index(batch, self.device));
+        let v0 = self.aug.apply(&x, rng);
+        let v1 = self.aug.apply(&x, rng);
+        let z = model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true);
+        let loss = crate::losses::simclr_loss(&z, self.p.temperature);
+        let l = loss.double_value(&[]);
+        self.loss_sum += l;
+        self.steps += 1;
+        Ok(StepLoss::Loss {
+            loss,
+            message: format!("loss {l:.4}"),
+        })
+    }
+
+    fn end_epoch(
+        &mut self,
+        model: &Model,
+        epoch: usize,
+        rec: &mut Record,
+    ) -> Result<(), TrainError> {
+        let p = self.p;
+        rec.insert("loss".into(), self.loss_sum / self.steps.max(1) as f64);
+        if let Some((tr_img, tr_lab, te_img, te_lab, classes)) = &self.monitor_data {
+            if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
+                let ftr = eval_features(model, tr_img, self.norm, self.device);
+                let fte = eval_features(model, te_img, self.norm, self.device);
+                // Vote weights exp(sim/τ) with the loss temperature, as the reference's memory bank.
+                let acc = super::knn_monitor::weighted_knn_accuracy(
+                    &ftr,
+                    tr_lab,
+                    &fte,
+                    te_lab,
+                    *classes,
+                    p.knn_k,
+                    p.temperature,
+                );
+                rec.insert("knn_acc".into(), acc);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Train; writes `weights` and `curves` into `out`.
 pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), TrainError> {
     nn::init_threads();
@@ -58,6 +136,7 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         train = concat(train, Dataset::load(u)?)?;
     }
     let test = inputs.test.map(Dataset::load).transpose()?;
+    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
     let n = train.len();
     if p.batch_size == 0 || p.batch_size > n {
         return Err(TrainError::Invalid(format!(
@@ -108,65 +187,26 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         )
     });
 
-    let mut curves = Curves::new("pretext");
-    let mut start_epoch = 0;
-    if let Some((_, epoch, c)) = common::resume("pretext", &mut model, &mut opt)? {
-        (start_epoch, curves) = (epoch, c);
-    }
-
-    for epoch in start_epoch..p.epochs {
-        let lr = cosine_lr(p.lr, epoch, p.epochs);
-        let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
-            p.seed, epoch, 2,
-        )));
-        let mut progress = EpochProgress::new("pretext", epoch, p.epochs, batches.len());
-        let mut loss_sum = 0.0;
-        for batch in &batches {
-            let idx = Tensor::from_slice(batch).to_device(device);
-            let x = images.index_select(0, &idx);
-            let v0 = aug.apply(&x, &mut rng);
-            let v1 = aug.apply(&x, &mut rng);
-            let z = model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true);
-            let loss = crate::losses::simclr_loss(&z, p.temperature);
-            opt.zero_grad();
-            loss.backward();
-            opt.step(lr);
-            let l = loss.double_value(&[]);
-            loss_sum += l;
-            progress.step(batch.len(), &format!("loss {l:.4}"));
-        }
-        let mut rec = Record::new();
-        rec.insert("epoch".into(), epoch as f64);
-        rec.insert("loss".into(), loss_sum / batches.len() as f64);
-        rec.insert("lr".into(), lr);
-        if let Some((tr_img, tr_lab, te_img, te_lab, classes)) = &monitor_data {
-            if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
-                let ftr = eval_features(&model, tr_img, &norm, device);
-                let fte = eval_features(&model, te_img, &norm, device);
-                // Vote weights exp(sim/τ) with the loss temperature, as the reference's memory bank.
-                let acc = super::knn_monitor::weighted_knn_accuracy(
-                    &ftr,
-                    tr_lab,
-                    &fte,
-                    te_lab,
-                    *classes,
-                    p.knn_k,
-                    p.temperature,
-                );
-                rec.insert("knn_acc".into(), acc);
-            }
-        }
-        common::end_epoch(progress, rec, &mut curves);
-        common::save_epoch(
-            &model,
-            &opt,
-            epoch,
-            &curves,
-            Vec::new(),
-            serde_json::Value::Null,
-        )?;
-    }
+    let mut task = PretextTask {
+        p,
+        aug,
+        images,
+        norm: &norm,
+        monitor_data,
+        device,
+        loss_sum: 0.0,
+        steps: 0,
+    };
+    let cfg = LoopConfig {
+        stage: "pretext",
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        seed: p.seed,
+        n,
+        precision,
+        channels_last: LoopConfig::channels_last_for(precision, device),
+    };
+    let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
     let meta = WeightsMeta {
         format_version: nn::weights::FORMAT_VERSION,
         kind: "simclr".into(),

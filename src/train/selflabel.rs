@@ -9,11 +9,13 @@ use std::path::Path;
 use tch::{Device, Tensor};
 
 use super::cluster::{head_probs, ViewAugment};
-use super::common::{self, Curves, EpochProgress, Record};
+use super::common::{self, Checkpoint, Record};
+use super::engine::{self, LoopConfig, StepLoss, Task};
 use super::optim::{OptimKind, Optimizer};
 use super::TrainError;
 use crate::augment::AugRng;
 use crate::data::Dataset;
+use crate::nn::precision::Precision;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
 
 pub use scan_core::params::SelflabelParams;
@@ -23,6 +25,146 @@ pub struct SelflabelInputs<'a> {
     pub train: &'a Path,
     /// For monitoring only (test accuracy per epoch when labelled).
     pub test: Option<&'a Path>,
+}
+
+/// Per-epoch counts of self-labeling.
+#[derive(Debug, Default)]
+struct EpochSums {
+    loss: f64,
+    used: usize,
+    skipped: usize,
+    confident: i64,
+    seen: usize,
+}
+
+/// Self-labeling as a [`Task`]: pseudo-labels from the weak view, class-balanced cross-entropy on
+/// the strong view for the confident samples; optional EMA after each step.
+struct SelflabelTask<'a> {
+    p: &'a SelflabelParams,
+    weak: ViewAugment,
+    strong: ViewAugment,
+    images: Tensor,
+    monitor: Option<(&'a Dataset, Tensor)>,
+    norm: &'a nn::NormMeta,
+    classes: usize,
+    device: Device,
+    ema: Option<Ema>,
+    sums: EpochSums,
+}
+
+impl Task for SelflabelTask<'_> {
+    fn lr(&self, _epoch: usize) -> f64 {
+        self.p.lr
+    }
+
+    fn begin_epoch(&mut self, _epoch: usize) {
+        self.sums = EpochSums::default();
+    }
+
+    fn loss(
+        &mut self,
+        model: &Model,
+        batch: &[i64],
+        rng: &mut AugRng,
+    ) -> Result<StepLoss, TrainError> {
+        let x = self
+            .images
+            .index_select(0, &engine::batch_index(batch, self.device));
+        let weak_logits = {
+            let _g = tch::no_grad_guard();
+            model
+                .cluster_forward(&self.weak.apply(&x, rng), true)
+                .remove(0)
+        };
+        let strong_logits = model
+            .cluster_forward(&self.strong.apply(&x, rng), true)
+            .remove(0);
+        self.sums.seen += batch.len();
+        Ok(
+            match crate::losses::selflabel_loss(&weak_logits, &strong_logits, self.p.threshold) {
+                None => {
+                    self.sums.skipped += 1;
+                    StepLoss::Skip {
+                        message: "no confident sample: batch skipped".into(),
+                    }
+                }
+                Some((loss, k)) => {
+                    let l = loss.double_value(&[]);
+                    self.sums.loss += l;
+                    self.sums.used += 1;
+                    self.sums.confident += k;
+                    StepLoss::Loss {
+                        loss,
+                        message: format!(
+                            "loss {l:.4} confident {:.3}",
+                            k as f64 / batch.len() as f64
+                        ),
+                    }
+                }
+            },
+        )
+    }
+
+    fn after_step(&mut self, model: &mut Model) {
+        if let Some(e) = &mut self.ema {
+            e.update(model);
+        }
+    }
+
+    fn end_epoch(
+        &mut self,
+        model: &Model,
+        _epoch: usize,
+        rec: &mut Record,
+    ) -> Result<(), TrainError> {
+        let s = &self.sums;
+        rec.insert(
+            "loss".into(),
+            if s.used > 0 {
+                s.loss / s.used as f64
+            } else {
+                f64::NAN
+            },
+        );
+        rec.insert(
+            "confident_fraction".into(),
+            s.confident as f64 / s.seen.max(1) as f64,
+        );
+        rec.insert("skipped_batches".into(), s.skipped as f64);
+        if let Some((t, test_images)) = &self.monitor {
+            let probs = head_probs(model, test_images, self.norm, self.p.eval_batch_size);
+            let pred = Vec::<i64>::try_from(&probs[0].argmax(1, false).to_device(Device::Cpu))?;
+            rec.insert(
+                "test_acc".into(),
+                super::hungarian_acc(&pred, &t.labels, self.classes, t.num_classes()),
+            );
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        let extra = self
+            .ema
+            .as_ref()
+            .map(Ema::checkpoint_tensors)
+            .unwrap_or_default();
+        (extra, serde_json::Value::Null)
+    }
+
+    fn resume(
+        &mut self,
+        _model: &mut Model,
+        ckpt: &Checkpoint,
+        _epoch: usize,
+    ) -> Result<(), TrainError> {
+        if let Some(e) = &mut self.ema {
+            e.restore(ckpt).map_err(|message| TrainError::Checkpoint {
+                path: common::checkpoint_path().unwrap_or_default(),
+                message,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Train; writes `weights` (the last epoch, one head) and `curves` into `out`.
@@ -44,6 +186,7 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
             p.threshold
         )));
     }
+    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
     let scan = nn::weights::read_meta(inputs.weights)?;
     if scan.kind == "simclr" {
         return Err(TrainError::Invalid(format!(
@@ -76,94 +219,30 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         .as_ref()
         .filter(|t| t.labels.iter().all(|&l| l >= 0))
         .map(|t| (t, nn::images_tensor(t, Device::Cpu)));
-    let mut ema = p.ema.then(|| Ema::new(&model, p.ema_alpha));
 
-    let mut curves = Curves::new("selflabel");
-    let mut start_epoch = 0;
-    if let Some((ckpt, epoch, c)) = common::resume("selflabel", &mut model, &mut opt)? {
-        (start_epoch, curves) = (epoch, c);
-        if let Some(e) = &mut ema {
-            e.restore(&ckpt).map_err(|message| TrainError::Checkpoint {
-                path: common::checkpoint_path().unwrap_or_default(),
-                message,
-            })?;
-        }
-    }
-
-    for epoch in start_epoch..p.epochs {
-        let batches = common::epoch_batches(n, p.batch_size, p.seed, epoch);
-        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
-            p.seed, epoch, 2,
-        )));
-        let mut progress = EpochProgress::new("selflabel", epoch, p.epochs, batches.len());
-        let (mut loss_sum, mut used, mut skipped, mut confident) = (0.0, 0usize, 0usize, 0i64);
-        for batch in &batches {
-            let x = images.index_select(0, &Tensor::from_slice(batch).to_device(device));
-            let weak_logits = {
-                let _g = tch::no_grad_guard();
-                model
-                    .cluster_forward(&weak.apply(&x, &mut rng), true)
-                    .remove(0)
-            };
-            let strong_logits = model
-                .cluster_forward(&strong.apply(&x, &mut rng), true)
-                .remove(0);
-            match crate::losses::selflabel_loss(&weak_logits, &strong_logits, p.threshold) {
-                None => {
-                    skipped += 1;
-                    progress.step(batch.len(), "no confident sample: batch skipped");
-                }
-                Some((loss, k)) => {
-                    opt.zero_grad();
-                    loss.backward();
-                    opt.step(p.lr);
-                    if let Some(e) = &mut ema {
-                        e.update(&mut model);
-                    }
-                    let l = loss.double_value(&[]);
-                    loss_sum += l;
-                    used += 1;
-                    confident += k;
-                    progress.step(
-                        batch.len(),
-                        &format!("loss {l:.4} confident {:.3}", k as f64 / batch.len() as f64),
-                    );
-                }
-            }
-        }
-        let seen = (batches.len() * p.batch_size) as f64;
-        let mut rec = Record::new();
-        rec.insert("epoch".into(), epoch as f64);
-        rec.insert(
-            "loss".into(),
-            if used > 0 {
-                loss_sum / used as f64
-            } else {
-                f64::NAN
-            },
-        );
-        rec.insert("confident_fraction".into(), confident as f64 / seen);
-        rec.insert("skipped_batches".into(), skipped as f64);
-        if let Some((t, test_images)) = &monitor {
-            let probs = head_probs(&model, test_images, &scan.normalize, p.eval_batch_size);
-            let pred = Vec::<i64>::try_from(&probs[0].argmax(1, false).to_device(Device::Cpu))?;
-            rec.insert(
-                "test_acc".into(),
-                super::hungarian_acc(
-                    &pred,
-                    &t.labels,
-                    config.num_classes as usize,
-                    t.num_classes(),
-                ),
-            );
-        }
-        common::end_epoch(progress, rec, &mut curves);
-        let extra = ema
-            .as_ref()
-            .map(Ema::checkpoint_tensors)
-            .unwrap_or_default();
-        common::save_epoch(&model, &opt, epoch, &curves, extra, serde_json::Value::Null)?;
-    }
+    let ema = p.ema.then(|| Ema::new(&model, p.ema_alpha));
+    let mut task = SelflabelTask {
+        p,
+        weak,
+        strong,
+        images,
+        monitor,
+        norm: &scan.normalize,
+        classes: config.num_classes as usize,
+        device,
+        ema,
+        sums: EpochSums::default(),
+    };
+    let cfg = LoopConfig {
+        stage: "selflabel",
+        epochs: p.epochs,
+        batch_size: p.batch_size,
+        seed: p.seed,
+        n,
+        precision,
+        channels_last: LoopConfig::channels_last_for(precision, device),
+    };
+    let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
     let meta = WeightsMeta {
         format_version: nn::weights::FORMAT_VERSION,
         kind: "selflabel".into(),

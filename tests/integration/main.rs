@@ -4,6 +4,7 @@ mod common;
 mod download;
 mod evaluate;
 mod fidelity;
+mod gpu;
 mod import;
 mod ingest;
 mod kmeans;

@@ -191,13 +191,49 @@ fn ingest_fmnist(dir: &std::path::Path, train: usize, test: usize) -> std::path:
 
 #[test]
 fn kill_9_during_pretext_then_rerun_resumes() {
+    kill_9_then_resume("fp32");
+}
+
+/// The same in bf16 (autocast on the CPU, channels-last): the loop resumes exactly in every
+/// precision, and the weights are saved as contiguous fp32 whatever the training precision.
+#[test]
+fn kill_9_during_bf16_pretext_then_rerun_resumes_and_saves_fp32() {
+    let ws = kill_9_then_resume("bf16");
+    let dtypes = run_python(
+        r#"
+import sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], "pt") as f:
+    kinds = {}
+    for k in f.keys():
+        t = f.get_tensor(k)
+        kinds.setdefault(str(t.dtype), []).append(k)
+        assert t.is_contiguous(), k
+print(sorted((d, len(v)) for d, v in kinds.items()))
+print(all(k.endswith("num_batches_tracked") for k in kinds.get("torch.int64", [])))
+"#,
+        &[&ws.join("pretext/weights").to_string_lossy()],
+    );
+    let lines: Vec<&str> = dtypes.lines().collect();
+    assert!(
+        lines[0].starts_with("[('torch.float32', ") && lines[0].contains("('torch.int64', "),
+        "{dtypes}"
+    );
+    assert_eq!(lines[1], "True", "{dtypes}");
+}
+
+/// Kill `scan-pretext` (4 epochs, `precision`) after its first checkpoint, rerun it, and check
+/// that the rerun resumed and ends bit-identical to an uninterrupted run. Returns the workspace.
+fn kill_9_then_resume(precision: &str) -> crate::common::Workspace {
     let ws = crate::common::Workspace::new();
     let data = ingest_fmnist(ws.path(), 400, 100);
     let work = ws.join("work");
     std::fs::create_dir_all(&work).unwrap();
     let out = ws.join("pretext");
     std::fs::create_dir_all(&out).unwrap();
-    let params = r#"{"epochs":4,"batch_size":100,"width":4,"knn_every":0}"#;
+    let params = &format!(
+        r#"{{"epochs":4,"batch_size":100,"width":4,"knn_every":0,"precision":"{precision}"}}"#
+    );
     let pfile = ws.join("p.json");
     std::fs::write(&pfile, params).unwrap();
     let mut child = std::process::Command::new(crate::common::bin("scan-pretext"))
@@ -263,8 +299,9 @@ fn kill_9_during_pretext_then_rerun_resumes() {
     assert!(
         std::fs::read(straight.join("weights")).unwrap()
             == std::fs::read(out.join("weights")).unwrap(),
-        "resumed and uninterrupted runs differ"
+        "resumed and uninterrupted runs differ ({precision})"
     );
+    ws
 }
 
 #[test]

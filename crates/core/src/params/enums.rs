@@ -58,6 +58,19 @@ pub enum Device {
     Cuda,
 }
 
+/// Training precision (METHOD.md §9): `auto` = bf16 autocast on CUDA, fp32 on the CPU; `bf16` =
+/// autocast to bfloat16 (CPU or CUDA); `fp16` = autocast to float16 with dynamic loss scaling
+/// (CUDA only); `fp32` = no autocast. Weights are saved in fp32 whatever the precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Auto,
+    Fp32,
+    Bf16,
+    Fp16,
+}
+
 /// The supported datasets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatasetKind {

@@ -12,7 +12,8 @@ mod enums;
 mod stages;
 
 pub use enums::{
-    Arch, DatasetKind, Device, ImportKind, Published, Split, SubsetMode, ViewAugmentation,
+    Arch, DatasetKind, Device, ImportKind, Precision, Published, Split, SubsetMode,
+    ViewAugmentation,
 };
 pub use stages::{
     EmbedParams, EvalParams, ImportParams, IngestParams, KmeansParams, MineParams, PretextParams,

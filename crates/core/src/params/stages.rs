@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::enums::{
-    Arch, DatasetKind, Device, ImportKind, Published, Split, SubsetMode, ViewAugmentation,
+    Arch, DatasetKind, Device, ImportKind, Precision, Published, Split, SubsetMode,
+    ViewAugmentation,
 };
 use super::{check, ParamError, StageParams};
 
@@ -165,6 +166,8 @@ pub struct PretextParams {
     pub proj_dim: i64,
     pub arch: Arch,
     pub seed: u64,
+    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
+    pub precision: Precision,
     /// Run the weighted-kNN monitor every N epochs (0 = never); needs labelled train and test.
     pub knn_every: usize,
     pub knn_k: i64,
@@ -183,6 +186,7 @@ impl Default for PretextParams {
             proj_dim: 128,
             arch: Arch::Auto,
             seed: 0,
+            precision: Precision::Auto,
             knn_every: 1,
             knn_k: 100,
         }
@@ -312,6 +316,8 @@ pub struct ScanParams {
     pub cutout: i64,
     pub num_ops: usize,
     pub seed: u64,
+    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
+    pub precision: Precision,
     pub eval_batch_size: usize,
 }
 
@@ -330,6 +336,7 @@ impl Default for ScanParams {
             cutout: 16,
             num_ops: 4,
             seed: 0,
+            precision: Precision::Auto,
             eval_batch_size: 512,
         }
     }
@@ -384,6 +391,8 @@ pub struct SelflabelParams {
     pub cutout: i64,
     pub num_ops: usize,
     pub seed: u64,
+    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
+    pub precision: Precision,
     pub eval_batch_size: usize,
 }
 
@@ -402,6 +411,7 @@ impl Default for SelflabelParams {
             cutout: 16,
             num_ops: 4,
             seed: 0,
+            precision: Precision::Auto,
             eval_batch_size: 512,
         }
     }

@@ -1,0 +1,200 @@
+//! The one epoch loop of every training stage (`pretext`, `scan`, `selflabel`).
+//!
+//! [`fit`] owns what the stages share: resuming from the checkpoint in `SCAN_WORK_DIR`, the seeded
+//! per-epoch batches and augmentation RNG, the precision (autocast around the forward pass, loss
+//! scaling for fp16), the optimizer step, progress, the per-epoch record and the checkpoint after
+//! every epoch. A stage supplies a [`Task`]: the loss of one batch, what happens after an optimizer
+//! step (EMA), the end-of-epoch monitoring and selection, and its own checkpoint state.
+//!
+//! Every epoch's randomness is derived from (seed, epoch), and the checkpoint holds everything the
+//! loop and the task change (model, optimizer moments and step, loss scale, the task's state), so a
+//! resumed run continues as an uninterrupted one would.
+
+use tch::{Device, Tensor};
+
+use super::common::{self, Checkpoint, Curves, EpochProgress, Record};
+use super::optim::Optimizer;
+use super::TrainError;
+use crate::augment::AugRng;
+use crate::nn::precision::{LossScaler, Precision};
+use crate::nn::Model;
+
+/// What the loop needs to know about a run.
+#[derive(Debug, Clone)]
+pub struct LoopConfig {
+    /// The stage's name (progress, curves, checkpoints).
+    pub stage: &'static str,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// Training images (the batches are drawn from `0..n`, drop_last).
+    pub n: usize,
+    pub precision: Precision,
+    /// Train in the channels-last memory layout ([`Model::use_channels_last`]).
+    pub channels_last: bool,
+}
+
+impl LoopConfig {
+    /// Whether to use channels-last for `precision` on `device`: on CUDA always; on the CPU with
+    /// bf16 (measured faster there, BENCHMARKS.md), not in fp32, whose results stay those of the
+    /// plain layout.
+    pub fn channels_last_for(precision: Precision, device: Device) -> bool {
+        device.is_cuda() || precision == Precision::Bf16
+    }
+}
+
+/// The loss of one batch, or a skipped batch.
+pub enum StepLoss {
+    /// Minimise `loss`; `message` goes to the progress line.
+    Loss { loss: Tensor, message: String },
+    /// No update for this batch (e.g. no confident sample); `message` says why.
+    Skip { message: String },
+}
+
+/// The stage-specific part of training.
+pub trait Task {
+    /// Learning rate of `epoch`.
+    fn lr(&self, epoch: usize) -> f64;
+
+    /// Start of `epoch`: reset accumulators, derive the task's own per-epoch RNG streams.
+    fn begin_epoch(&mut self, _epoch: usize) {}
+
+    /// Forward pass on the batch of image indices `batch` (its augmentation drawn from `rng`).
+    /// Runs under the run's autocast; the loop does backward and the optimizer step.
+    fn loss(
+        &mut self,
+        model: &Model,
+        batch: &[i64],
+        rng: &mut AugRng,
+    ) -> Result<StepLoss, TrainError>;
+
+    /// After each optimizer step that was applied (e.g. the EMA of the weights).
+    fn after_step(&mut self, _model: &mut Model) {}
+
+    /// End of `epoch`: evaluate and select; fill `rec` (the loop adds `epoch`, `lr` and images/s).
+    fn end_epoch(
+        &mut self,
+        model: &Model,
+        epoch: usize,
+        rec: &mut Record,
+    ) -> Result<(), TrainError>;
+
+    /// The task's checkpoint state: extra tensors and JSON fields.
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        (Vec::new(), serde_json::Value::Null)
+    }
+
+    /// Restore the task's state from a checkpoint taken after `epoch` epochs.
+    fn resume(
+        &mut self,
+        _model: &mut Model,
+        _ckpt: &Checkpoint,
+        _epoch: usize,
+    ) -> Result<(), TrainError> {
+        Ok(())
+    }
+}
+
+/// Backward pass and optimizer step for `loss` in `precision`: plain in fp32/bf16; in fp16 with
+/// loss scaling, and skipped (returns false) when a gradient is not finite.
+pub fn optimize(
+    opt: &mut Optimizer,
+    scaler: Option<&mut LossScaler>,
+    loss: &Tensor,
+    lr: f64,
+) -> bool {
+    opt.zero_grad();
+    match scaler {
+        None => {
+            loss.backward();
+            opt.step(lr);
+            true
+        }
+        Some(s) => {
+            s.scale_loss(loss).backward();
+            if s.unscale_and_update(&mut opt.params) {
+                opt.step(lr);
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// Train `model` with `opt` for the epochs of `cfg` that are not done yet; returns the curves of
+/// every epoch. Checkpoints after every epoch when the runner gave a work directory.
+pub fn fit<T: Task>(
+    task: &mut T,
+    model: &mut Model,
+    opt: &mut Optimizer,
+    cfg: &LoopConfig,
+) -> Result<Curves, TrainError> {
+    let device = model.device();
+    if cfg.channels_last {
+        model.use_channels_last();
+    }
+    let mut scaler = (cfg.precision == Precision::Fp16).then(LossScaler::default);
+    let mut curves = Curves::new(cfg.stage);
+    let mut start_epoch = 0;
+    if let Some((ckpt, epoch, c)) = common::resume(cfg.stage, model, opt)? {
+        (start_epoch, curves) = (epoch, c);
+        if let Some(s) = &mut scaler {
+            s.restore(&ckpt.json["loss_scaler"])
+                .map_err(|message| TrainError::Checkpoint {
+                    path: common::checkpoint_path().unwrap_or_default(),
+                    message,
+                })?;
+        }
+        task.resume(model, &ckpt, epoch)?;
+    }
+    for epoch in start_epoch..cfg.epochs {
+        let lr = task.lr(epoch);
+        let batches = common::epoch_batches(cfg.n, cfg.batch_size, cfg.seed, epoch);
+        let mut rng = AugRng::new(rand::RngCore::next_u64(&mut common::epoch_rng(
+            cfg.seed, epoch, 2,
+        )));
+        task.begin_epoch(epoch);
+        let mut progress = EpochProgress::new(cfg.stage, epoch, cfg.epochs, batches.len());
+        let mut overflows = 0usize;
+        for batch in &batches {
+            let step = cfg
+                .precision
+                .autocast(device, || task.loss(model, batch, &mut rng))?;
+            match step {
+                StepLoss::Skip { message } => progress.step(batch.len(), &message),
+                StepLoss::Loss { loss, message } => {
+                    if optimize(opt, scaler.as_mut(), &loss, lr) {
+                        task.after_step(model);
+                    } else {
+                        overflows += 1;
+                    }
+                    progress.step(batch.len(), &message);
+                }
+            }
+        }
+        let mut rec = Record::new();
+        rec.insert("epoch".into(), epoch as f64);
+        rec.insert("lr".into(), lr);
+        if let Some(s) = &scaler {
+            rec.insert("loss_scale".into(), s.scale);
+            rec.insert("overflow_steps".into(), overflows as f64);
+        }
+        task.end_epoch(model, epoch, &mut rec)?;
+        common::end_epoch(progress, rec, &mut curves);
+        let (extra, mut json) = task.checkpoint();
+        if let Some(s) = &scaler {
+            if !json.is_object() {
+                json = serde_json::json!({});
+            }
+            json["loss_scaler"] = s.state();
+        }
+        common::save_epoch(model, opt, epoch, &curves, extra, json)?;
+    }
+    Ok(curves)
+}
+
+/// Indices of `batch` as a tensor on `device`.
+pub fn batch_index(batch: &[i64], device: Device) -> Tensor {
+    Tensor::from_slice(batch).to_device(device)
+}
