@@ -35,6 +35,9 @@ struct EpochSums {
     skipped: usize,
     confident: i64,
     seen: usize,
+    /// (pseudo-label, true label) of every confident sample, when the train split is labelled:
+    /// how right the pseudo-labels are (METHOD.md §6, "Why self-labeling may not help").
+    pairs: Vec<(i64, i64)>,
 }
 
 /// Self-labeling as a [`Task`]: pseudo-labels from the weak view, class-balanced cross-entropy on
@@ -50,6 +53,54 @@ struct SelflabelTask<'a> {
     device: Device,
     ema: Option<Ema>,
     sums: EpochSums,
+    /// Train labels, for the confident set's precision and balance (monitoring only).
+    train_labels: Option<Vec<i64>>,
+}
+
+impl SelflabelTask<'_> {
+    /// Record the confident samples of a batch: pseudo-label (weak argmax) and true label.
+    fn record_confident(&mut self, weak_logits: &Tensor, batch: &[i64]) -> Result<(), TrainError> {
+        let Some(labels) = &self.train_labels else {
+            return Ok(());
+        };
+        let probs = weak_logits.softmax(1, tch::Kind::Float);
+        let (max_prob, target) = probs.max_dim(1, false);
+        let mask = Vec::<bool>::try_from(&max_prob.gt(self.p.threshold).to_device(Device::Cpu))?;
+        let target = Vec::<i64>::try_from(&target.to_device(Device::Cpu))?;
+        for ((&i, &confident), &t) in batch.iter().zip(&mask).zip(&target) {
+            if confident {
+                self.sums.pairs.push((t, labels[i as usize]));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Precision of the confident set (Hungarian-matched accuracy of its pseudo-labels) and its
+/// balance (smallest over largest pseudo-label count among the `classes` clusters; 0 when a
+/// cluster has no confident sample).
+fn confident_quality(pairs: &[(i64, i64)], classes: usize, label_classes: usize) -> (f64, f64) {
+    let pred: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+    let truth: Vec<i64> = pairs.iter().map(|p| p.1).collect();
+    let precision = super::hungarian_acc(&pred, &truth, classes, label_classes);
+    let mut counts = vec![0usize; classes];
+    for &p in &pred {
+        if let Some(c) = counts.get_mut(p as usize) {
+            *c += 1;
+        }
+    }
+    let (min, max) = (
+        counts.iter().copied().min().unwrap_or(0),
+        counts.iter().copied().max().unwrap_or(0),
+    );
+    (
+        precision,
+        if max == 0 {
+            0.0
+        } else {
+            min as f64 / max as f64
+        },
+    )
 }
 
 impl Task for SelflabelTask<'_> {
@@ -80,6 +131,7 @@ impl Task for SelflabelTask<'_> {
             .cluster_forward(&self.strong.apply(&x, rng), true)
             .remove(0);
         self.sums.seen += batch.len();
+        self.record_confident(&weak_logits, batch)?;
         Ok(
             match crate::losses::selflabel_loss(&weak_logits, &strong_logits, self.p.threshold) {
                 None => {
@@ -131,6 +183,12 @@ impl Task for SelflabelTask<'_> {
             s.confident as f64 / s.seen.max(1) as f64,
         );
         rec.insert("skipped_batches".into(), s.skipped as f64);
+        if let (Some(labels), false) = (&self.train_labels, s.pairs.is_empty()) {
+            let label_classes = labels.iter().copied().max().unwrap_or(0).max(0) as usize + 1;
+            let (precision, balance) = confident_quality(&s.pairs, self.classes, label_classes);
+            rec.insert("confident_precision".into(), precision);
+            rec.insert("confident_balance".into(), balance);
+        }
         if let Some((t, test_images)) = &self.monitor {
             let probs = head_probs(model, test_images, self.norm, self.p.eval_batch_size);
             let pred = Vec::<i64>::try_from(&probs[0].argmax(1, false).to_device(Device::Cpu))?;
@@ -232,6 +290,11 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         device,
         ema,
         sums: EpochSums::default(),
+        train_labels: train
+            .labels
+            .iter()
+            .all(|&l| l >= 0)
+            .then(|| train.labels.clone()),
     };
     let cfg = LoopConfig {
         stage: "selflabel",
@@ -346,5 +409,21 @@ impl Ema {
     /// The shadow tensors, sorted by name.
     pub fn shadow(&self) -> &[(String, Tensor)] {
         &self.shadow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confident_quality;
+
+    #[test]
+    fn confident_set_precision_is_matched_and_balance_is_min_over_max() {
+        // Clusters 0 → class 1 and 1 → class 0 under the best matching: 3 of 4 right.
+        let pairs = [(0, 1), (0, 1), (1, 0), (1, 1), (1, 0)];
+        let (precision, balance) = confident_quality(&pairs, 2, 2);
+        assert!((precision - 4.0 / 5.0).abs() < 1e-12, "{precision}");
+        assert!((balance - 2.0 / 3.0).abs() < 1e-12, "{balance}");
+        // A cluster without a confident sample: balance 0.
+        assert_eq!(confident_quality(&[(0, 0)], 3, 3).1, 0.0);
     }
 }
