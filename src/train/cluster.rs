@@ -15,7 +15,6 @@ use super::optim::{OptimKind, Optimizer};
 use super::TrainError;
 use crate::augment::{AugRng, Normalize};
 use crate::data::Dataset;
-use crate::nn::precision::Precision;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
 use scan_core::params::ViewAugmentation;
 
@@ -460,13 +459,7 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
     let train = Dataset::load(inputs.train)?;
     let test = Dataset::load(inputs.test)?;
     let n = train.len();
-    if p.batch_size == 0 || p.batch_size > n {
-        return Err(TrainError::Invalid(format!(
-            "parameter `batch_size` = {} must be between 1 and {n} (drop_last)",
-            p.batch_size
-        )));
-    }
-    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
+    let cfg = LoopConfig::new("scan", &p.training(), n, device)?;
     let pre = nn::weights::read_meta(inputs.weights)?;
     let classes = if p.num_clusters > 0 {
         p.num_clusters
@@ -523,15 +516,6 @@ pub fn run(p: &ScanParams, inputs: &ScanInputs, out: &Path) -> Result<(), TrainE
         sums: (0.0, 0.0, 0.0),
         steps: 0,
         best: None,
-    };
-    let cfg = LoopConfig {
-        stage: "scan",
-        epochs: p.epochs,
-        batch_size: p.batch_size,
-        seed: p.seed,
-        n,
-        precision,
-        channels_last: LoopConfig::channels_last_for(precision, device),
     };
     let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
     let best = task.best.take();

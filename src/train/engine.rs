@@ -18,6 +18,7 @@ use super::TrainError;
 use crate::augment::AugRng;
 use crate::nn::precision::{LossScaler, Precision};
 use crate::nn::Model;
+use scan_core::params::TrainingParams;
 
 /// What the loop needs to know about a run.
 #[derive(Debug, Clone)]
@@ -35,6 +36,33 @@ pub struct LoopConfig {
 }
 
 impl LoopConfig {
+    /// The loop of stage `stage` over `n` training images on `device` under the shared training
+    /// params: the precision resolved for the device, channels-last where it pays.
+    pub fn new(
+        stage: &'static str,
+        p: &TrainingParams,
+        n: usize,
+        device: Device,
+    ) -> Result<LoopConfig, TrainError> {
+        if p.batch_size == 0 || p.batch_size > n {
+            return Err(TrainError::Invalid(format!(
+                "parameter `batch_size` = {} must be between 1 and the number of training \
+                 images ({n}) (drop_last)",
+                p.batch_size
+            )));
+        }
+        let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
+        Ok(LoopConfig {
+            stage,
+            epochs: p.epochs,
+            batch_size: p.batch_size,
+            seed: p.seed,
+            n,
+            precision,
+            channels_last: Self::channels_last_for(precision, device),
+        })
+    }
+
     /// Whether to use channels-last for `precision` on `device`: on CUDA always; on the CPU with
     /// bf16 (measured faster there, BENCHMARKS.md), not in fp32, whose results stay those of the
     /// plain layout.

@@ -12,7 +12,6 @@ use super::optim::{cosine_lr, OptimKind, Optimizer};
 use super::{resolve_arch, TrainError};
 use crate::augment::{AugRng, Normalize, SimclrAugment};
 use crate::data::Dataset;
-use crate::nn::precision::Precision;
 use crate::nn::{self, Model, ModelConfig, NormMeta, WeightsMeta};
 
 pub use scan_core::params::PretextParams;
@@ -136,14 +135,8 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         train = concat(train, Dataset::load(u)?)?;
     }
     let test = inputs.test.map(Dataset::load).transpose()?;
-    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
     let n = train.len();
-    if p.batch_size == 0 || p.batch_size > n {
-        return Err(TrainError::Invalid(format!(
-            "parameter `batch_size` = {} must be between 1 and the number of training images ({n}) (drop_last)",
-            p.batch_size
-        )));
-    }
+    let cfg = LoopConfig::new("pretext", &p.training(), n, device)?;
     let norm = normalization(&train);
     let config = ModelConfig {
         arch: resolve_arch(p.arch, train.height),
@@ -196,15 +189,6 @@ pub fn run(p: &PretextParams, inputs: &PretextInputs, out: &Path) -> Result<(), 
         device,
         loss_sum: 0.0,
         steps: 0,
-    };
-    let cfg = LoopConfig {
-        stage: "pretext",
-        epochs: p.epochs,
-        batch_size: p.batch_size,
-        seed: p.seed,
-        n,
-        precision,
-        channels_last: LoopConfig::channels_last_for(precision, device),
     };
     let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
     let meta = WeightsMeta {

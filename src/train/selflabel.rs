@@ -15,7 +15,6 @@ use super::optim::{OptimKind, Optimizer};
 use super::TrainError;
 use crate::augment::AugRng;
 use crate::data::Dataset;
-use crate::nn::precision::Precision;
 use crate::nn::{self, LoadRule, Model, WeightsMeta};
 
 pub use scan_core::params::SelflabelParams;
@@ -232,19 +231,13 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
     let train = Dataset::load(inputs.train)?;
     let test = inputs.test.map(Dataset::load).transpose()?;
     let n = train.len();
-    if p.batch_size == 0 || p.batch_size > n {
-        return Err(TrainError::Invalid(format!(
-            "parameter `batch_size` = {} must be between 1 and {n} (drop_last)",
-            p.batch_size
-        )));
-    }
+    let cfg = LoopConfig::new("selflabel", &p.training(), n, device)?;
     if !(0.0..1.0).contains(&p.threshold) {
         return Err(TrainError::Invalid(format!(
             "parameter `threshold` = {} must be in [0, 1)",
             p.threshold
         )));
     }
-    let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
     let scan = nn::weights::read_meta(inputs.weights)?;
     if scan.kind == "simclr" {
         return Err(TrainError::Invalid(format!(
@@ -295,15 +288,6 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
             .iter()
             .all(|&l| l >= 0)
             .then(|| train.labels.clone()),
-    };
-    let cfg = LoopConfig {
-        stage: "selflabel",
-        epochs: p.epochs,
-        batch_size: p.batch_size,
-        seed: p.seed,
-        n,
-        precision,
-        channels_last: LoopConfig::channels_last_for(precision, device),
     };
     let curves = engine::fit(&mut task, &mut model, &mut opt, &cfg)?;
     let meta = WeightsMeta {

@@ -17,7 +17,7 @@ pub use enums::{
 };
 pub use stages::{
     EmbedParams, EvalParams, ImportParams, IngestParams, KmeansParams, MineParams, PretextParams,
-    ScanParams, SelflabelParams, SubsetParams,
+    ScanParams, SelflabelParams, SubsetParams, TrainingParams,
 };
 
 use serde::de::DeserializeOwned;

@@ -21,6 +21,78 @@ fn unit_interval(key: &str, v: f64) -> Result<(), ParamError> {
     check((0.0..1.0).contains(&v), key, "must be in [0, 1)")
 }
 
+/// The params every training stage (`pretext`, `scan`, `selflabel`) shares, read by the one
+/// training loop: [`training_params!`] puts them, defined once here, at the head of each stage's
+/// params struct, and `.training()` returns them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainingParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub precision: Precision,
+}
+
+impl TrainingParams {
+    /// Checks every training stage shares; `min_batch` is the stage's smallest batch.
+    fn validate(&self, min_batch: usize) -> Result<(), ParamError> {
+        at_least_one("epochs", self.epochs)?;
+        check(
+            self.batch_size >= min_batch,
+            "batch_size",
+            &format!("must be at least {min_batch}"),
+        )?;
+        positive("lr", self.lr)?;
+        check(self.weight_decay >= 0.0, "weight_decay", "must be >= 0")
+    }
+}
+
+/// A training stage's params struct: the [`TrainingParams`] fields, then the stage's own (serde
+/// with defaults and `deny_unknown_fields`, flat in `pipeline.toml` as every param).
+macro_rules! training_params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// Epochs to train.
+            pub epochs: usize,
+            /// Images per step (the last incomplete batch of an epoch is dropped).
+            pub batch_size: usize,
+            /// Learning rate (pretext: the start of the cosine schedule; otherwise constant).
+            pub lr: f64,
+            /// Coupled L2 weight decay.
+            pub weight_decay: f64,
+            /// Seed of the initialisation, the batch order and the augmentation.
+            pub seed: u64,
+            /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`,
+            /// `fp16` (CUDA).
+            pub precision: Precision,
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// The params the training loop reads.
+            pub fn training(&self) -> TrainingParams {
+                TrainingParams {
+                    epochs: self.epochs,
+                    batch_size: self.batch_size,
+                    lr: self.lr,
+                    weight_decay: self.weight_decay,
+                    seed: self.seed,
+                    precision: self.precision,
+                }
+            }
+        }
+    };
+}
+
 /// Params `subset` of `ingest`: images to keep per split, and how to choose them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -151,26 +223,19 @@ impl Default for ImportParams {
 
 impl StageParams for ImportParams {}
 
-/// Params of `pretext` (SimCLR, METHOD.md §3).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PretextParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub temperature: f64,
-    /// Base width of the ResNet-18 (64 = the paper).
-    pub width: i64,
-    pub proj_dim: i64,
-    pub arch: Arch,
-    pub seed: u64,
-    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
-    pub precision: Precision,
-    /// Run the weighted-kNN monitor every N epochs (0 = never); needs labelled train and test.
-    pub knn_every: usize,
-    pub knn_k: i64,
+training_params! {
+    /// Params of `pretext` (SimCLR, METHOD.md §3).
+    pub struct PretextParams {
+        pub momentum: f64,
+        pub temperature: f64,
+        /// Base width of the ResNet-18 (64 = the paper).
+        pub width: i64,
+        pub proj_dim: i64,
+        pub arch: Arch,
+        /// Run the weighted-kNN monitor every N epochs (0 = never); needs labelled train and test.
+        pub knn_every: usize,
+        pub knn_k: i64,
+    }
 }
 
 impl Default for PretextParams {
@@ -195,11 +260,8 @@ impl Default for PretextParams {
 
 impl StageParams for PretextParams {
     fn validate(&self) -> Result<(), ParamError> {
-        at_least_one("epochs", self.epochs)?;
-        check(self.batch_size >= 2, "batch_size", "must be at least 2")?;
-        positive("lr", self.lr)?;
+        self.training().validate(2)?;
         unit_interval("momentum", self.momentum)?;
-        check(self.weight_decay >= 0.0, "weight_decay", "must be >= 0")?;
         positive("temperature", self.temperature)?;
         check(self.width >= 1, "width", "must be at least 1")?;
         check(self.proj_dim >= 1, "proj_dim", "must be at least 1")?;
@@ -295,30 +357,23 @@ impl StageParams for KmeansParams {
     }
 }
 
-/// Params of `scan` (METHOD.md §5).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScanParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    /// λ of the entropy term.
-    pub entropy_weight: f64,
-    pub num_heads: usize,
-    /// Clusters per head; 0 = the number of classes of the train split.
-    pub num_clusters: i64,
-    /// Freeze the backbone (eval mode) and train only the heads (ImageNet setting).
-    pub update_cluster_head_only: bool,
-    /// Augmentation of both views: `strong` (METHOD.md §7) or `simclr` (the ablation).
-    pub augmentation: ViewAugmentation,
-    /// Cutout side length of the strong augmentation (16; STL-10 32).
-    pub cutout: i64,
-    pub num_ops: usize,
-    pub seed: u64,
-    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
-    pub precision: Precision,
-    pub eval_batch_size: usize,
+training_params! {
+    /// Params of `scan` (METHOD.md §5).
+    pub struct ScanParams {
+        /// λ of the entropy term.
+        pub entropy_weight: f64,
+        pub num_heads: usize,
+        /// Clusters per head; 0 = the number of classes of the train split.
+        pub num_clusters: i64,
+        /// Freeze the backbone (eval mode) and train only the heads (ImageNet setting).
+        pub update_cluster_head_only: bool,
+        /// Augmentation of both views: `strong` (METHOD.md §7) or `simclr` (the ablation).
+        pub augmentation: ViewAugmentation,
+        /// Cutout side length of the strong augmentation (16; STL-10 32).
+        pub cutout: i64,
+        pub num_ops: usize,
+        pub eval_batch_size: usize,
+    }
 }
 
 impl Default for ScanParams {
@@ -354,10 +409,7 @@ fn check_strong(cutout: i64, num_ops: usize) -> Result<(), ParamError> {
 
 impl StageParams for ScanParams {
     fn validate(&self) -> Result<(), ParamError> {
-        at_least_one("epochs", self.epochs)?;
-        check(self.batch_size >= 2, "batch_size", "must be at least 2")?;
-        positive("lr", self.lr)?;
-        check(self.weight_decay >= 0.0, "weight_decay", "must be >= 0")?;
+        self.training().validate(2)?;
         check(self.entropy_weight >= 0.0, "entropy_weight", "must be >= 0")?;
         at_least_one("num_heads", self.num_heads)?;
         check(self.num_clusters >= 0, "num_clusters", "must be >= 0")?;
@@ -371,29 +423,22 @@ impl StageParams for ScanParams {
     }
 }
 
-/// Params of `selflabel` (METHOD.md §6).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SelflabelParams {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    /// Confidence threshold (strict).
-    pub threshold: f64,
-    /// Exponential moving average of the weights after every step (reference: ImageNet only).
-    pub ema: bool,
-    pub ema_alpha: f64,
-    /// View giving the pseudo-labels: `none` (the reference) or `strong`/`simclr` (ablations).
-    pub weak_augmentation: ViewAugmentation,
-    /// View being trained: `strong` (the reference) or `none`/`simclr` (ablations).
-    pub strong_augmentation: ViewAugmentation,
-    pub cutout: i64,
-    pub num_ops: usize,
-    pub seed: u64,
-    /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`, `fp16` (CUDA).
-    pub precision: Precision,
-    pub eval_batch_size: usize,
+training_params! {
+    /// Params of `selflabel` (METHOD.md §6).
+    pub struct SelflabelParams {
+        /// Confidence threshold (strict).
+        pub threshold: f64,
+        /// Exponential moving average of the weights after every step (reference: ImageNet only).
+        pub ema: bool,
+        pub ema_alpha: f64,
+        /// View giving the pseudo-labels: `none` (the reference) or `strong`/`simclr` (ablations).
+        pub weak_augmentation: ViewAugmentation,
+        /// View being trained: `strong` (the reference) or `none`/`simclr` (ablations).
+        pub strong_augmentation: ViewAugmentation,
+        pub cutout: i64,
+        pub num_ops: usize,
+        pub eval_batch_size: usize,
+    }
 }
 
 impl Default for SelflabelParams {
@@ -419,10 +464,7 @@ impl Default for SelflabelParams {
 
 impl StageParams for SelflabelParams {
     fn validate(&self) -> Result<(), ParamError> {
-        at_least_one("epochs", self.epochs)?;
-        at_least_one("batch_size", self.batch_size)?;
-        positive("lr", self.lr)?;
-        check(self.weight_decay >= 0.0, "weight_decay", "must be >= 0")?;
+        self.training().validate(1)?;
         check(
             self.threshold > 0.0 && self.threshold < 1.0,
             "threshold",
