@@ -192,17 +192,17 @@ pub fn select_head(losses: &[f64]) -> Option<(usize, f64)> {
 /// Per-head losses of one step: (total, consistency, entropy).
 pub type StepLosses = Vec<(f64, f64, f64)>;
 
-/// The SCAN losses of one batch (METHOD.md §5.2–§5.4, §5.6) on already augmented anchor and
-/// neighbour images: two forward passes in train mode (with `head_only`, the backbone runs in eval
-/// mode under no-grad and only the heads get gradients), consistency − λ·entropy per head.
-pub fn scan_losses(
+/// The SCAN forward pass of one batch (METHOD.md §5.2, §5.6) on already augmented anchor and
+/// neighbour images: per head, the anchor and neighbour logits, from two forward passes in train
+/// mode (with `head_only`, the backbone runs in eval mode under no-grad and only the heads get
+/// gradients).
+pub fn scan_forward(
     model: &Model,
     anchors: &Tensor,
     neighbors: &Tensor,
-    entropy_weight: f64,
     head_only: bool,
-) -> Vec<crate::losses::ScanLoss> {
-    let (la, ln) = if head_only {
+) -> (Vec<Tensor>, Vec<Tensor>) {
+    if head_only {
         let (fa, fnb) = {
             let _g = tch::no_grad_guard();
             (
@@ -216,10 +216,20 @@ pub fn scan_losses(
             model.cluster_forward(anchors, true),
             model.cluster_forward(neighbors, true),
         )
-    };
-    la.iter()
-        .zip(&ln)
-        .map(|(a, b)| crate::losses::scan_loss(a, b, entropy_weight))
+    }
+}
+
+/// The SCAN losses (METHOD.md §5.3) of every head from its anchor and neighbour logits, in fp32:
+/// consistency − λ·entropy.
+pub fn scan_losses(
+    logits: &(Vec<Tensor>, Vec<Tensor>),
+    entropy_weight: f64,
+) -> Vec<crate::losses::ScanLoss> {
+    logits
+        .0
+        .iter()
+        .zip(&logits.1)
+        .map(|(a, b)| crate::losses::scan_loss(&engine::fp32(a), &engine::fp32(b), entropy_weight))
         .collect()
 }
 
@@ -256,7 +266,8 @@ pub fn scan_step(
     head_only: bool,
     lr: f64,
 ) -> StepLosses {
-    let losses = scan_losses(model, anchors, neighbors, entropy_weight, head_only);
+    let logits = scan_forward(model, anchors, neighbors, head_only);
+    let losses = scan_losses(&logits, entropy_weight);
     engine::optimize(opt, None, &summed(&losses), lr);
     loss_values(&losses)
 }
@@ -294,12 +305,14 @@ impl Task for ScanTask<'_> {
         (self.sums, self.steps) = ((0.0, 0.0, 0.0), 0);
     }
 
-    fn loss(
+    type Forward = (Vec<Tensor>, Vec<Tensor>);
+
+    fn forward(
         &mut self,
         model: &Model,
         batch: &[i64],
         rng: &mut AugRng,
-    ) -> Result<StepLoss, TrainError> {
+    ) -> Result<Self::Forward, TrainError> {
         let idx = engine::batch_index(batch, self.device);
         let cols_drawn: Vec<i64> = batch
             .iter()
@@ -318,7 +331,11 @@ impl Task for ScanTask<'_> {
             .view([-1]);
         let xa = self.aug.apply(&self.images.index_select(0, &idx), rng);
         let xn = self.aug.apply(&self.images.index_select(0, &nidx), rng);
-        let losses = scan_losses(model, &xa, &xn, self.p.entropy_weight, self.head_only);
+        Ok(scan_forward(model, &xa, &xn, self.head_only))
+    }
+
+    fn loss(&mut self, logits: Self::Forward, _batch: &[i64]) -> Result<StepLoss, TrainError> {
+        let losses = scan_losses(&logits, self.p.entropy_weight);
         let values = loss_values(&losses);
         let h = values.len() as f64;
         let mean = |f: fn(&(f64, f64, f64)) -> f64| values.iter().map(f).sum::<f64>() / h;

@@ -87,14 +87,22 @@ pub trait Task {
     /// Start of `epoch`: reset accumulators, derive the task's own per-epoch RNG streams.
     fn begin_epoch(&mut self, _epoch: usize) {}
 
-    /// Forward pass on the batch of image indices `batch` (its augmentation drawn from `rng`).
-    /// Runs under the run's autocast; the loop does backward and the optimizer step.
-    fn loss(
+    /// What the forward pass returns (embeddings, logits) for [`Task::loss`].
+    type Forward;
+
+    /// Forward pass on the batch of image indices `batch` (its augmentation drawn from `rng`),
+    /// under the run's autocast: convolutions and matrix products in bf16/fp16 where asked.
+    fn forward(
         &mut self,
         model: &Model,
         batch: &[i64],
         rng: &mut AugRng,
-    ) -> Result<StepLoss, TrainError>;
+    ) -> Result<Self::Forward, TrainError>;
+
+    /// The loss of the batch from the forward outputs, outside autocast: in fp32 (outputs of a
+    /// lower precision are cast up first, [`fp32`]), so similarities and probabilities keep full
+    /// precision. The loop does backward and the optimizer step.
+    fn loss(&mut self, forward: Self::Forward, batch: &[i64]) -> Result<StepLoss, TrainError>;
 
     /// After each optimizer step that was applied (e.g. the EMA of the weights).
     fn after_step(&mut self, _model: &mut Model) {}
@@ -186,9 +194,10 @@ pub fn fit<T: Task>(
         let mut progress = EpochProgress::new(cfg.stage, epoch, cfg.epochs, batches.len());
         let mut overflows = 0usize;
         for batch in &batches {
-            let step = cfg
+            let forward = cfg
                 .precision
-                .autocast(device, || task.loss(model, batch, &mut rng))?;
+                .autocast(device, || task.forward(model, batch, &mut rng))?;
+            let step = task.loss(forward, batch)?;
             match step {
                 StepLoss::Skip { message } => progress.step(batch.len(), &message),
                 StepLoss::Loss { loss, message } => {
@@ -222,7 +231,17 @@ pub fn fit<T: Task>(
     Ok(curves)
 }
 
+/// `t` in fp32 (a no-op for fp32 tensors): forward outputs made under autocast are bf16/fp16.
+pub fn fp32(t: &Tensor) -> Tensor {
+    t.to_kind(tch::Kind::Float)
+}
+
 /// Indices of `batch` as a tensor on `device`.
 pub fn batch_index(batch: &[i64], device: Device) -> Tensor {
     Tensor::from_slice(batch).to_device(device)
+}
+
+/// The rows `batch` of `images` (on the images' device).
+pub fn batch_images(images: &Tensor, batch: &[i64]) -> Tensor {
+    images.index_select(0, &batch_index(batch, images.device()))
 }

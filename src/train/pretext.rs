@@ -74,19 +74,22 @@ impl Task for PretextTask<'_> {
         (self.loss_sum, self.steps) = (0.0, 0);
     }
 
-    fn loss(
+    type Forward = Tensor;
+
+    fn forward(
         &mut self,
         model: &Model,
         batch: &[i64],
         rng: &mut AugRng,
-    ) -> Result<StepLoss, TrainError> {
-        let x = self
-            .images
-            .index_select(0, &engine::batch_index(batch, self.device));
+    ) -> Result<Tensor, TrainError> {
+        let x = engine::batch_images(&self.images, batch);
         let v0 = self.aug.apply(&x, rng);
         let v1 = self.aug.apply(&x, rng);
-        let z = model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true);
-        let loss = crate::losses::simclr_loss(&z, self.p.temperature);
+        Ok(model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true))
+    }
+
+    fn loss(&mut self, z: Tensor, _batch: &[i64]) -> Result<StepLoss, TrainError> {
+        let loss = crate::losses::simclr_loss(&engine::fp32(&z), self.p.temperature);
         let l = loss.double_value(&[]);
         self.loss_sum += l;
         self.steps += 1;

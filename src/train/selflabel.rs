@@ -49,7 +49,6 @@ struct SelflabelTask<'a> {
     monitor: Option<(&'a Dataset, Tensor)>,
     norm: &'a nn::NormMeta,
     classes: usize,
-    device: Device,
     ema: Option<Ema>,
     sums: EpochSums,
     /// Train labels, for the confident set's precision and balance (monitoring only).
@@ -111,15 +110,15 @@ impl Task for SelflabelTask<'_> {
         self.sums = EpochSums::default();
     }
 
-    fn loss(
+    type Forward = (Tensor, Tensor);
+
+    fn forward(
         &mut self,
         model: &Model,
         batch: &[i64],
         rng: &mut AugRng,
-    ) -> Result<StepLoss, TrainError> {
-        let x = self
-            .images
-            .index_select(0, &engine::batch_index(batch, self.device));
+    ) -> Result<(Tensor, Tensor), TrainError> {
+        let x = engine::batch_images(&self.images, batch);
         let weak_logits = {
             let _g = tch::no_grad_guard();
             model
@@ -129,6 +128,11 @@ impl Task for SelflabelTask<'_> {
         let strong_logits = model
             .cluster_forward(&self.strong.apply(&x, rng), true)
             .remove(0);
+        Ok((weak_logits, strong_logits))
+    }
+
+    fn loss(&mut self, logits: (Tensor, Tensor), batch: &[i64]) -> Result<StepLoss, TrainError> {
+        let (weak_logits, strong_logits) = (engine::fp32(&logits.0), engine::fp32(&logits.1));
         self.sums.seen += batch.len();
         self.record_confident(&weak_logits, batch)?;
         Ok(
@@ -280,7 +284,6 @@ pub fn run(p: &SelflabelParams, inputs: &SelflabelInputs, out: &Path) -> Result<
         monitor,
         norm: &scan.normalize,
         classes: config.num_classes as usize,
-        device,
         ema,
         sums: EpochSums::default(),
         train_labels: train
