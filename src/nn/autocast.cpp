@@ -1,6 +1,7 @@
 // Autocast for a chosen device type and dtype. libtorch's C API (and so tch) only switches CUDA
 // autocast on, always in fp16; these two functions reach the per-device switches of
 // `at::autocast` directly, for bf16 on the CPU and bf16 or fp16 on CUDA.
+#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 
 namespace {
@@ -29,6 +30,21 @@ int scan_autocast_exit(int dev) {
       at::autocast::clear_cache();
     }
     at::autocast::set_autocast_enabled(device_type(dev), false);
+    return 0;
+  } catch (...) {
+    return 1;
+  }
+}
+}
+
+extern "C" {
+// Deterministic algorithms (cuDNN deterministic kernels, no benchmark autotuning, and an error
+// from any op without a deterministic implementation) when `on` is nonzero.
+int scan_set_deterministic(int on) {
+  try {
+    at::globalContext().setDeterministicAlgorithms(on != 0, /*warn_only=*/false);
+    at::globalContext().setDeterministicCuDNN(on != 0);
+    at::globalContext().setBenchmarkCuDNN(on == 0);
     return 0;
   } catch (...) {
     return 1;

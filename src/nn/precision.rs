@@ -26,6 +26,23 @@ pub enum Precision {
 extern "C" {
     fn scan_autocast_enter(dev: i32, dtype: i32) -> i32;
     fn scan_autocast_exit(dev: i32) -> i32;
+    fn scan_set_deterministic(on: i32) -> i32;
+}
+
+/// Deterministic algorithms on CUDA (`deterministic = true`): cuDNN's deterministic kernels, no
+/// benchmark autotuning, and an error from any op that has no deterministic implementation.
+/// Without it cuDNN picks the fastest kernels, some of which sum in varying order, so a GPU run
+/// (and a resumed one) is reproducible only up to floating-point rounding. Also sets
+/// `CUBLAS_WORKSPACE_CONFIG`, which deterministic cuBLAS needs, unless it is set.
+pub fn set_deterministic(on: bool) -> Result<(), String> {
+    if on && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
+    // SAFETY: a plain C function without pointers; it sets libtorch's global context flags.
+    match unsafe { scan_set_deterministic(i32::from(on)) } {
+        0 => Ok(()),
+        _ => Err("libtorch refused to switch deterministic algorithms".into()),
+    }
 }
 
 impl Precision {

@@ -52,6 +52,10 @@ impl LoopConfig {
             )));
         }
         let precision = Precision::resolve(p.precision, device).map_err(TrainError::Invalid)?;
+        if device.is_cuda() {
+            crate::nn::precision::set_deterministic(p.deterministic)
+                .map_err(TrainError::Invalid)?;
+        }
         Ok(LoopConfig {
             stage,
             epochs: p.epochs,

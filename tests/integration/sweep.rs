@@ -220,3 +220,49 @@ for path in sys.argv[1:]:
         "{err}"
     );
 }
+
+/// The ablations declared in `pipeline.toml`'s `[sweep.variants]`, on the tiny pipeline: one
+/// command runs them (the shared stages once), and `scan exp show` reports one group per variant.
+#[test]
+fn declared_ablation_variants_run_in_one_command_and_one_table() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let default: toml::Table = std::fs::read_to_string(root.join("pipeline.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let variants = default["sweep"]["variants"]
+        .as_table()
+        .expect("[sweep.variants]");
+    let mut sweep = String::from("\n[sweep]\n[sweep.variants]\n");
+    for (name, sets) in variants {
+        sweep.push_str(&format!("{name} = {sets}\n"));
+    }
+    let ws = Workspace::new();
+    ws.write("pipeline.toml", &format!("{TINY_PIPELINE}{sweep}"));
+    let out = ok(&ws, &["run", "--sweep", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut ran: BTreeMap<String, usize> = BTreeMap::new();
+    for o in outcomes(&v) {
+        if o["status"] == "ran" {
+            *ran.entry(o["stage"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    // SCAN with the other augmentation and self-labeling with strong views differ from the
+    // reference; the reference and the self-labeling ablation share their SCAN stage.
+    assert_eq!(ran["pretext"], 1, "{ran:?}");
+    assert_eq!(ran["scan"], 2, "{ran:?}");
+    assert_eq!(ran["selflabel"], 3, "{ran:?}");
+    let table: serde_json::Value =
+        serde_json::from_str(&ok(&ws, &["exp", "show", "--json"])).unwrap();
+    let mut groups: Vec<&str> = table["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["group"].as_str().unwrap())
+        .collect();
+    groups.sort_unstable();
+    let mut expect: Vec<&str> = variants.keys().map(String::as_str).collect();
+    expect.sort_unstable();
+    assert_eq!(groups, expect);
+}

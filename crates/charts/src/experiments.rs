@@ -6,6 +6,7 @@
 //! runs of a group (its seeds) share the group's colour and one legend entry, so a sweep over seeds
 //! reads as a band per setting.
 
+use plotters::coord::ranged1d::BoldPoints;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
@@ -143,10 +144,9 @@ fn draw_bars(
         .flat_map(|g| &g.bars)
         .map(top)
         .fold(0.0f64, f64::max);
-    let ymax = if ymax <= 0.0 || !ymax.is_finite() {
+    // Fractions (accuracies) on their whole range 0–1; anything larger with 8 % headroom.
+    let ymax = if ymax <= 1.0 || !ymax.is_finite() {
         1.0
-    } else if ymax <= 1.0 {
-        (ymax * 1.08).min(1.0).max(ymax)
     } else {
         ymax * 1.08
     };
@@ -212,8 +212,7 @@ fn draw_bars(
     let (xr, yr) = chart.plotting_area().get_pixel_range();
     let base = root.get_base_pixel();
     let at = |(x, y): (i32, i32)| (x - base.0, y - base.1);
-    for i in 0..=5 {
-        let v = ymax * i as f64 / 5.0;
+    for v in chart.as_coord_spec().y_spec().key_points(BoldPoints(6)) {
         let (_, py) = chart.backend_coord(&(0.0, v));
         root.draw(&Label::new(
             tick_label(v, ymax, 6),

@@ -32,6 +32,7 @@ pub struct TrainingParams {
     pub weight_decay: f64,
     pub seed: u64,
     pub precision: Precision,
+    pub deterministic: bool,
 }
 
 impl TrainingParams {
@@ -74,6 +75,11 @@ macro_rules! training_params {
             /// Training precision: `auto` (bf16 on CUDA, fp32 on the CPU), `fp32`, `bf16`,
             /// `fp16` (CUDA).
             pub precision: Precision,
+            /// Deterministic GPU algorithms (bit-identical reruns and resumes on CUDA, slower).
+            /// CPU runs are deterministic either way. Left out of the resolved params when
+            /// `false`.
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            pub deterministic: bool,
             $($(#[$fmeta])* pub $field: $ty,)*
         }
 
@@ -87,6 +93,7 @@ macro_rules! training_params {
                     weight_decay: self.weight_decay,
                     seed: self.seed,
                     precision: self.precision,
+                    deterministic: self.deterministic,
                 }
             }
         }
@@ -252,6 +259,7 @@ impl Default for PretextParams {
             arch: Arch::Auto,
             seed: 0,
             precision: Precision::Auto,
+            deterministic: false,
             knn_every: 1,
             knn_k: 100,
         }
@@ -392,6 +400,7 @@ impl Default for ScanParams {
             num_ops: 4,
             seed: 0,
             precision: Precision::Auto,
+            deterministic: false,
             eval_batch_size: 512,
         }
     }
@@ -457,6 +466,7 @@ impl Default for SelflabelParams {
             num_ops: 4,
             seed: 0,
             precision: Precision::Auto,
+            deterministic: false,
             eval_batch_size: 512,
         }
     }
