@@ -108,7 +108,7 @@ impl Task for PretextTask<'_> {
         let p = self.p;
         rec.insert("loss".into(), self.loss_sum / self.steps.max(1) as f64);
         if let Some((tr_img, tr_lab, te_img, te_lab, classes)) = &self.monitor_data {
-            if (epoch + 1) % p.knn_every == 0 || epoch + 1 == p.epochs {
+            if (epoch + 1).is_multiple_of(p.knn_every) || epoch + 1 == p.epochs {
                 let ftr = eval_features(model, tr_img, self.norm, self.device);
                 let fte = eval_features(model, te_img, self.norm, self.device);
                 // Vote weights exp(sim/τ) with the loss temperature, as the reference's memory bank.
