@@ -123,15 +123,16 @@ fn cuda_fp16_run_killed_after_a_checkpoint_resumes_with_its_loss_scale() {
         r#"{"epochs":6,"batch_size":256,"width":16,"knn_every":0,"precision":"fp16"}"#,
     );
     let spawn = || {
-        Command::new(bin("scan-pretext"))
-            .arg("--out")
+        let mut c = Command::new(bin("scan-pretext"));
+        c.arg("--out")
             .arg(&out)
             .arg("--params")
             .arg(&pfile)
             .arg("--input")
             .arg(format!("train={}", data.join("train").display()))
             .env("SCAN_WORK_DIR", &work)
-            .env_remove("SCAN_DEVICE")
+            .env_remove("SCAN_DEVICE");
+        c
     };
     let mut child = spawn().stderr(std::process::Stdio::null()).spawn().unwrap();
     let ckpt = work.join("checkpoint.safetensors");
