@@ -11,7 +11,7 @@
 //! CUDA autocast on, in fp16. [`channels_last`] converts 4-D tensors to the NHWC memory layout
 //! (same shape, other strides) that oneDNN and cuDNN run fastest.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 pub use scan_core::params::Precision as PrecisionParam;
 
@@ -47,7 +47,8 @@ pub fn set_deterministic(on: bool) -> Result<(), String> {
 
 impl Precision {
     /// Resolve the param for `device`: `auto` is bf16 on CUDA and fp32 on the CPU (pipelines
-    /// opt into bf16 on CPUs that run it natively, [`cpu_has_bf16`]); fp16 needs CUDA.
+    /// opt into bf16 on CPUs that run it natively, such as x86 CPUs with AVX512-BF16); fp16
+    /// needs CUDA.
     pub fn resolve(p: PrecisionParam, device: Device) -> Result<Precision, String> {
         match (p, device) {
             (PrecisionParam::Fp32, _) => Ok(Precision::Fp32),
@@ -59,14 +60,6 @@ impl Precision {
             ),
             (PrecisionParam::Auto, Device::Cuda(_)) => Ok(Precision::Bf16),
             (PrecisionParam::Auto, _) => Ok(Precision::Fp32),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-            Precision::Fp16 => "fp16",
         }
     }
 
@@ -91,19 +84,6 @@ impl Precision {
         }
         let _exit = Exit(dev);
         f()
-    }
-}
-
-/// Whether this CPU executes bf16 natively (AVX512-BF16), where bf16 autocast is
-/// faster than fp32; elsewhere bf16 is emulated and slower.
-pub fn cpu_has_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
@@ -210,16 +190,10 @@ impl LossScaler {
     }
 }
 
-/// A dtype check for saved weights: every variable fp32 and contiguous.
-pub fn all_fp32_contiguous(vs: &tch::nn::VarStore) -> bool {
-    vs.variables()
-        .values()
-        .all(|t| t.kind() == Kind::Float && t.is_contiguous())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn scaler_skips_overflow_backs_off_and_grows() {

@@ -146,18 +146,25 @@ fn snapshot(model: &Model) -> Vec<(String, Tensor)> {
         .collect()
 }
 
+/// The model's variables that `state` lacks, sorted by name.
+fn missing_variables(model: &Model, state: &[(String, Tensor)]) -> Vec<String> {
+    let mut missing: Vec<String> = model
+        .vs
+        .variables()
+        .into_keys()
+        .filter(|n| !state.iter().any(|(s, _)| s == n))
+        .collect();
+    missing.sort_unstable();
+    missing
+}
+
 /// Copy a snapshot back into the model. Every variable of the model must be in it: a partial
 /// restore would mix the selected epoch's weights with the last epoch's.
 fn restore(model: &mut Model, state: &[(String, Tensor)]) -> Result<(), TrainError> {
     let _guard = tch::no_grad_guard();
+    let missing = missing_variables(model, state);
     let mut vars = model.vs.variables();
-    let mut missing: Vec<&str> = vars
-        .keys()
-        .filter(|n| !state.iter().any(|(s, _)| s == *n))
-        .map(String::as_str)
-        .collect();
     if !missing.is_empty() {
-        missing.sort_unstable();
         return Err(TrainError::Invalid(format!(
             "the selected snapshot lacks {} variable(s), e.g. {}",
             missing.len(),
@@ -445,12 +452,7 @@ impl Task for ScanTask<'_> {
                             .map(|n| (n.to_string(), t.to_device(Device::Cpu)))
                     })
                     .collect();
-                let missing: Vec<String> = model
-                    .vs
-                    .variables()
-                    .into_keys()
-                    .filter(|n| !state.iter().any(|(s, _)| s == n))
-                    .collect();
+                let missing = missing_variables(model, &state);
                 if !missing.is_empty() || head as usize >= self.num_heads {
                     return Err(damaged(format!(
                         "the selected snapshot (head {head}) lacks {} variable(s) {:?}",

@@ -81,3 +81,39 @@ pub fn run_python(code: &str, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf8")
 }
+
+/// Write the weights of an untrained width-8 Fashion-MNIST network to `path`: a SimCLR model
+/// (`num_classes` = 0) or a one-head clustering model with `num_classes` clusters, initialised with
+/// `seed` — the random-initialisation baselines of the learning tests.
+pub fn random_fmnist_weights(path: &Path, num_classes: i64, seed: i64) {
+    use scan::nn::{self, Arch, Model, ModelConfig, NormMeta, WeightsMeta};
+    tch::manual_seed(seed);
+    let simclr = num_classes == 0;
+    let config = ModelConfig {
+        arch: Arch::Cifar,
+        in_channels: 1,
+        width: 8,
+        proj_dim: 128,
+        num_heads: usize::from(!simclr),
+        num_classes,
+    };
+    let model = if simclr {
+        Model::simclr(config.clone(), tch::Device::Cpu)
+    } else {
+        Model::cluster(config.clone(), tch::Device::Cpu)
+    };
+    let (mean, std) = scan::data::norm_stats("fashion-mnist", 1);
+    let meta = WeightsMeta {
+        format_version: nn::weights::FORMAT_VERSION,
+        kind: if simclr { "simclr" } else { "scan" }.into(),
+        model: config,
+        best_head: 0,
+        normalize: NormMeta { mean, std },
+        dataset: "fashion-mnist".into(),
+        num_batches_tracked: 0,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    nn::weights::save(&model, &meta, path).expect("save");
+}

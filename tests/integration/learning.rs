@@ -78,29 +78,9 @@ fn json(path: &Path) -> serde_json::Value {
 /// ACC on the test split of a randomly initialised clustering network (the architecture SCAN
 /// trains), seeded with `seed`.
 fn random_init_acc(ws: &Workspace, test: &Path, seed: i64) -> f64 {
-    use scan::nn::{self, Arch, Model, ModelConfig, NormMeta, WeightsMeta};
-    tch::manual_seed(seed);
-    let config = ModelConfig {
-        arch: Arch::Cifar,
-        in_channels: 1,
-        width: 8,
-        proj_dim: 128,
-        num_heads: 1,
-        num_classes: 10,
-    };
-    let model = Model::cluster(config.clone(), tch::Device::Cpu);
-    let (mean, std) = scan::data::norm_stats("fashion-mnist", 1);
-    let meta = WeightsMeta {
-        format_version: nn::weights::FORMAT_VERSION,
-        kind: "scan".into(),
-        model: config,
-        best_head: 0,
-        normalize: NormMeta { mean, std },
-        dataset: "fashion-mnist".into(),
-        num_batches_tracked: 0,
-    };
+    use scan::nn;
     let path = ws.join(&format!("random{seed}.safetensors"));
-    nn::weights::save(&model, &meta, &path).expect("save");
+    crate::common::random_fmnist_weights(&path, 10, seed);
     let data = scan::data::Dataset::load(test).expect("test split");
     let p = nn::predict(&path, &data, 256).expect("predict");
     let truth: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();

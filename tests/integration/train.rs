@@ -313,7 +313,8 @@ fn tiny_pretext_beats_random_init_on_neighbour_accuracy() {
         let tag = format!("e{epochs}");
         let pre = ws.join(&format!("{tag}-pretext"));
         if epochs == 0 {
-            random_simclr_weights(&pre, 3);
+            // An untrained SimCLR network: what `scan-pretext` starts from.
+            crate::common::random_fmnist_weights(&pre.join("weights"), 0, 3);
         } else {
             stage(
                 "scan-pretext",
@@ -357,34 +358,6 @@ fn tiny_pretext_beats_random_init_on_neighbour_accuracy() {
         trained > random + 0.05,
         "trained {trained:.3} vs random init {random:.3}"
     );
-}
-
-/// A SimCLR weights artifact of a randomly initialised network (seed `seed`) in `dir/weights`:
-/// what `scan-pretext` would start from, written without training.
-fn random_simclr_weights(dir: &std::path::Path, seed: i64) {
-    use scan::nn::{self, Arch, Model, ModelConfig, NormMeta, WeightsMeta};
-    std::fs::create_dir_all(dir).expect("mkdir");
-    tch::manual_seed(seed);
-    let config = ModelConfig {
-        arch: Arch::Cifar,
-        in_channels: 1,
-        width: 8,
-        proj_dim: 128,
-        num_heads: 0,
-        num_classes: 0,
-    };
-    let model = Model::simclr(config.clone(), Device::Cpu);
-    let (mean, std) = scan::data::norm_stats("fashion-mnist", 1);
-    let meta = WeightsMeta {
-        format_version: nn::weights::FORMAT_VERSION,
-        kind: "simclr".into(),
-        model: config,
-        best_head: 0,
-        normalize: NormMeta { mean, std },
-        dataset: "fashion-mnist".into(),
-        num_batches_tracked: 0,
-    };
-    nn::weights::save(&model, &meta, &dir.join("weights")).expect("save");
 }
 
 /// Run stage binary `name`; returns (success, stderr).
