@@ -54,7 +54,48 @@ outputs = ["weights", "curves"]
 cmd = ["scan-evaluate"]
 inputs = { weights = "scan.weights", test = "ingest.test", mine_metrics = "mine.metrics", compare_kmeans = "kmeans.metrics" }
 outputs = ["predictions", "metrics", "report"]
+
+# The control: the same SCAN, trained on random "neighbours" (a workspace file the test writes).
+[stages.scan_random_neighbours]
+cmd = ["scan-cluster"]
+inputs = { weights = "pretext.weights", train = "ingest.train", test = "ingest.test", neighbors_train = "random_neighbours.parquet", neighbors_test = "mine.test" }
+params = { epochs = 15, batch_size = 128, lr = 5e-4, entropy_weight = 5.0, cutout = 8, seed = 0 }
+outputs = ["weights", "curves"]
+
+[stages.evaluate_random_neighbours]
+cmd = ["scan-evaluate"]
+inputs = { weights = "scan_random_neighbours.weights", test = "ingest.test" }
+outputs = ["predictions", "metrics", "report"]
 "#;
+
+/// Train images in the pipeline's subset.
+const TRAIN: usize = 3000;
+
+/// A neighbours file for `n` images whose column 0 is the image itself (as `mine` writes it) and
+/// whose 20 other columns are drawn uniformly at random: neighbours that carry no information.
+fn write_random_neighbours(path: &Path, n: usize) {
+    use rand::{Rng, SeedableRng};
+    let (k, cols) = (20, 21);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut indices = Vec::with_capacity(n * cols);
+    for i in 0..n {
+        indices.push(i as u32);
+        indices.extend((0..k).map(|_| rng.gen_range(0..n as u32)));
+    }
+    let nb = scan::io::Neighbors {
+        n,
+        cols,
+        similarities: vec![0.0; n * cols],
+        indices,
+        meta: scan::io::NeighborMeta {
+            k,
+            metric: "inner_product".into(),
+            includes_self: true,
+            embeddings_hash: String::new(),
+        },
+    };
+    scan::io::write_neighbors(path, &nb).expect("write random neighbours");
+}
 
 fn show(dir: &Path, what: &str) -> std::path::PathBuf {
     let out = std::process::Command::new(crate::common::bin("scan"))
@@ -93,6 +134,7 @@ fn random_init_acc(ws: &Workspace, test: &Path, seed: i64) -> f64 {
 fn learns_beyond_kmeans_and_random_init() {
     let ws = Workspace::new();
     ws.write("pipeline.toml", PIPELINE);
+    write_random_neighbours(&ws.join("random_neighbours.parquet"), TRAIN);
     let start = std::time::Instant::now();
     let out = ws
         .scan()
@@ -107,16 +149,19 @@ fn learns_beyond_kmeans_and_random_init() {
     );
     let scan_m = json(&show(ws.path(), "evaluate_scan.metrics"));
     let kmeans_m = json(&show(ws.path(), "kmeans.metrics"));
+    let control_m = json(&show(ws.path(), "evaluate_random_neighbours.metrics"));
     let mine_m = json(&show(ws.path(), "mine.metrics"));
     let test = show(ws.path(), "ingest.test");
     let random: Vec<f64> = (0..3).map(|s| random_init_acc(&ws, &test, s)).collect();
     let best_random = random.iter().copied().fold(0.0, f64::max);
-    let (scan_acc, kmeans_acc) = (
+    let (scan_acc, kmeans_acc, control_acc) = (
         scan_m["acc"].as_f64().unwrap(),
         kmeans_m["acc"].as_f64().unwrap(),
+        control_m["acc"].as_f64().unwrap(),
     );
     eprintln!(
-        "learning test ({:.0} s): SCAN ACC {scan_acc:.4} (NMI {:.4}), K-means ACC {kmeans_acc:.4}, \
+        "learning test ({:.0} s): SCAN ACC {scan_acc:.4} (NMI {:.4}), random neighbours {control_acc:.4}, \
+         K-means ACC {kmeans_acc:.4}, \
          random init ACC {random:.4?}, neighbour accuracy {}",
         start.elapsed().as_secs_f64(),
         scan_m["nmi"].as_f64().unwrap(),
