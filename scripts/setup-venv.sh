@@ -6,10 +6,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SCAN_VENV:-$ROOT/.venv}"
 TORCH_VERSION="2.11.0"
 # Python packages used only by tests and benchmarks (oracles); pinned for reproducibility.
-TEST_PKGS=(numpy scipy scikit-learn pyarrow "pillow==13.0.0" safetensors)
+TEST_PKGS=(numpy scipy scikit-learn pyarrow "pillow==13.0.0" safetensors "torchvision==0.26.0")
 # Pillow is pinned: the augmentation tests compare bit for bit with its resampling (its pass order
-# changed across versions).
-STAMP="$VENV/.scan-setup-v1"
+# changed across versions). torchvision (matching torch 2.11) is the reference pipeline's transforms in
+# the augmentation-strength test.
+STAMP="$VENV/.scan-setup-v2"
 
 if [[ -f "$STAMP" ]] && "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null; then
   exit 0

@@ -6,6 +6,7 @@
 
 mod pil;
 mod props;
+mod strength;
 mod views;
 
 use serde_json::{json, Value};

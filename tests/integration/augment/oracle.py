@@ -80,6 +80,7 @@ def view(img, case, i, c):
     if kind == 'simclr': return normalize(simclr(img, case['params'][i], case['size']), c, mean, std)
     return strong(img, case['params'][i], case['size'], c, mean, std)
 
+# -- jobs (the strength oracle reuses the functions above, not this part) --
 spec = json.load(open(sys.argv[1]))
 for job in spec['jobs']:
     n, h, w, c = job['shape']
