@@ -3,8 +3,9 @@
 #
 #   REFERENCE_DRIVER=/path/to/driver.py scripts/bench-reference.sh [SEEDS] [OUT_DIR]
 #
-# For each seed s in 0..SEEDS-1 (default 5), one after the other and interleaved (ours s, then the
-# reference s, so that slow and fast spells of a shared machine hit both alike):
+# SEEDS: a count N (seeds 0..N-1, default 5) or a comma-separated list (`2,3,4`). BENCH_SIDES:
+# `both` (default), `ours` or `reference`. For each seed s, one after the other and interleaved
+# (ours s, then the reference s, so that slow and fast spells of a shared machine hit both alike):
 # - ours: `scan run --json --set pretext.seed=s --set scan.seed=s --set selflabel.seed=s` of
 #   `pipeline.toml` in a fresh workspace (empty store, so every stage runs, ingest included; this
 #   run's wall time is ours), then the same with `--set selflabel.threshold=$REFERENCE_THRESHOLD`
@@ -17,13 +18,16 @@
 #   therefore not part of this repository; the driver needs torchvision (and faiss-cpu for the
 #   reference's mining) in the venv.
 #
-# Writes OUT_DIR/results.jsonl (one line per run) and prints the summary table of
-# scripts/bench_reference.py (mean ± std per side, Welch's t-test and Mann-Whitney U on the ACCs).
-# Needs an otherwise idle machine: about (8 + 16) minutes per seed on 2 cores.
+# Appends one line per run to OUT_DIR/results.jsonl (runs accumulate across invocations; a seed run
+# again replaces its earlier line in the summary) and prints the summary of
+# scripts/bench_reference.py (mean ± std per side, Welch's t-test and Mann-Whitney U).
+# Needs an otherwise idle machine: about (9 + 19) minutes per seed on 2 cores.
 # BENCH_SMOKE=1 runs one epoch of each training stage on both sides (checks the script, not a result).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SEEDS="${1:-5}"
+if [[ "$SEEDS" == *,* ]]; then IFS=, read -r -a SEED_LIST <<< "$SEEDS"; else SEED_LIST=($(seq 0 $((SEEDS - 1)))); fi
+SIDES="${BENCH_SIDES:-both}"
 OUT="${2:-$ROOT/target/bench-reference}"
 PY="$ROOT/.venv/bin/python"
 SCAN="$ROOT/target/release/scan"
@@ -47,10 +51,10 @@ ours_run() {
   (cd "$ws" && env -u SCAN_STORE "$SCAN" run --json "$@" > "$out" 2> "${out%.json}.err") \
     || { echo "ours failed ($ws/${out%.json}.err):" >&2; tail -5 "$ws/${out%.json}.err" >&2; exit 1; }
 }
-: > "$RESULTS"
-echo "bench-reference: $SEEDS seeds, knn_every $KNN_EVERY, $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/machine.txt"
+echo "bench-reference: seeds ${SEED_LIST[*]}, sides $SIDES, knn_every $KNN_EVERY, $(nproc) cores, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
-for ((s = 0; s < SEEDS; s++)); do
+for s in "${SEED_LIST[@]}"; do
+  if [[ "$SIDES" != reference ]]; then
   ws="$OUT/ours-$s"
   rm -rf "$ws"; mkdir -p "$ws"; cp "$ROOT/pipeline.toml" "$ws/"
   seeds=(--set "pretext.seed=$s" --set "scan.seed=$s" --set "selflabel.seed=$s" "${OURS_EXTRA[@]}")
@@ -62,6 +66,8 @@ for ((s = 0; s < SEEDS; s++)); do
   ours_run run-reference-threshold.json "${seeds[@]}" --set "selflabel.threshold=$REFERENCE_THRESHOLD"
   "$PY" "$ROOT/scripts/bench_reference.py" ours "$ws" "$s" "$(echo "$t1 - $t0" | bc)" >> "$RESULTS"
   echo "ours seed $s: $(tail -1 "$RESULTS")"
+  fi
+  [[ "$SIDES" == ours ]] && continue
 
   ref="$OUT/reference-$s"   # the driver's output directory, which must not exist yet
   rm -rf "$ref"

@@ -3,7 +3,7 @@
 
     bench_reference.py ours WORKSPACE SEED WALL_S      -> one JSON line from a finished `scan run`
     bench_reference.py reference LOG SEED WALL_S       -> one JSON line from the reference's log
-    bench_reference.py summary RESULTS.jsonl           -> the Markdown tables of BENCHMARKS.md
+    bench_reference.py summary RESULTS.jsonl [MORE.jsonl ...] -> the Markdown tables of BENCHMARKS.md
 
 Both sides report the same quantities: the last SimCLR epoch's loss, the last kNN monitor accuracy,
 the accuracy of the mined top-20 train neighbours, SCAN's test ACC / NMI / ARI, the test ACC after
@@ -102,33 +102,49 @@ COLS = [("simclr_loss", "SimCLR loss, last epoch", 2), ("knn_monitor", "kNN moni
         ("scan_s", "SCAN s", 0), ("selflabel_s", "self-label s", 0), ("wall_s", "total s", 0)]
 
 
-def summary(path):
+TIMES = {"pretext_s", "scan_s", "selflabel_s", "wall_s"}
+
+
+def summary(*paths):
     from scipy import stats
-    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    # The last line of each (side, seed, batch) counts: a seed run again replaces its earlier result.
+    # `batch` (optional) labels runs made apart from this script's, e.g. an earlier series.
+    latest = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                latest[(r["side"], r["seed"], r.get("batch", ""))] = r
+    rows = [{k: r.get(k) for k in r} | {c: r.get(c) for c, _, _ in COLS} for r in latest.values()]
     head = "| run (seed) | " + " | ".join(c[1] for c in COLS) + " |"
     print(head)
     print("|" + "---|" * (len(COLS) + 1))
     for side in ("reference", "ours"):
-        for r in sorted((r for r in rows if r["side"] == side), key=lambda r: r["seed"]):
-            print(f"| {side} ({r['seed']}) | " + " | ".join(fmt(r[k], d) for k, _, d in COLS) + " |")
+        for r in sorted((r for r in rows if r["side"] == side),
+                        key=lambda r: (r.get("batch") or "", r["seed"])):
+            label = f"{r['seed']}, {r['batch']}" if r.get("batch") else f"{r['seed']}"
+            print(f"| {side} ({label}) | " + " | ".join(fmt(r[k], d) for k, _, d in COLS) + " |")
     for side in ("reference", "ours"):
         mine = [r for r in rows if r["side"] == side]
+        # Times only from this script's series: a machine's speed differs from day to day.
         print(f"| **{side}, mean ± std (n = {len(mine)})** | "
-              + " | ".join(mean_std([r[k] for r in mine], d) for k, _, d in COLS) + " |")
+              + " | ".join(mean_std([r[k] for r in mine if k not in TIMES or not r.get("batch")], d)
+                           for k, _, d in COLS) + " |")
     print()
     print("| quantity | ours − reference (means) | Welch t-test p | Mann-Whitney U p |")
     print("|---|---|---|---|")
     for k in ("simclr_loss", "knn_monitor", "neighbors_top20", "scan_acc", "scan_nmi", "scan_ari",
-              "selflabel_acc", "confident_fraction", "wall_s"):
-        a = [r[k] for r in rows if r["side"] == "ours"]
-        b = [r[k] for r in rows if r["side"] == "reference"]
+              "selflabel_acc", "confident_fraction"):
+        a = [r[k] for r in rows if r["side"] == "ours" and r[k] is not None]
+        b = [r[k] for r in rows if r["side"] == "reference" and r[k] is not None]
         if len(a) < 2 or len(b) < 2:
             continue
         t = stats.ttest_ind(a, b, equal_var=False)
         u = stats.mannwhitneyu(a, b, alternative="two-sided")
         print(f"| {k} | {statistics.mean(a) - statistics.mean(b):+.3f} | {t.pvalue:.3f} | {u.pvalue:.3f} |")
-    walls = {s: statistics.median(r["wall_s"] for r in rows if r["side"] == s)
-             for s in ("ours", "reference") if any(r["side"] == s for r in rows)}
+    walls = {s: statistics.median(r["wall_s"] for r in rows if r["side"] == s and not r.get("batch"))
+             for s in ("ours", "reference")
+             if any(r["side"] == s and not r.get("batch") for r in rows)}
     if len(walls) == 2:
         print(f"\nmedian wall time: ours {walls['ours']:.1f} s, reference {walls['reference']:.1f} s, "
               f"ratio {walls['reference'] / walls['ours']:.2f}x")
@@ -137,7 +153,7 @@ def summary(path):
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "summary":
-        summary(args[0])
+        summary(*args)
     else:
         src, seed, wall = args
         row = (ours if cmd == "ours" else reference)(src, int(seed), float(wall))
