@@ -16,6 +16,15 @@ use std::path::Path;
 
 use crate::common::Workspace;
 
+/// The params of SCAN and of its control: one definition, so the two differ only in their neighbours.
+const SCAN_PARAMS: &str =
+    "{ epochs = 15, batch_size = 128, lr = 5e-4, entropy_weight = 5.0, cutout = 8, seed = 0 }";
+
+/// The pipeline, with `SCAN_PARAMS` written in.
+fn pipeline() -> String {
+    PIPELINE.replace("params = SCAN_PARAMS", &format!("params = {SCAN_PARAMS}"))
+}
+
 const PIPELINE: &str = r#"
 [stages.ingest]
 cmd = ["scan-ingest"]
@@ -49,7 +58,7 @@ outputs = ["metrics"]
 [stages.scan]
 cmd = ["scan-cluster"]
 inputs = { weights = "pretext.weights", train = "ingest.train", test = "ingest.test", neighbors_train = "mine.train", neighbors_test = "mine.test" }
-params = { epochs = 15, batch_size = 128, lr = 5e-4, entropy_weight = 5.0, cutout = 8, seed = 0 }
+params = SCAN_PARAMS
 outputs = ["weights", "curves"]
 
 [stages.evaluate_scan]
@@ -61,7 +70,7 @@ outputs = ["predictions", "metrics", "report"]
 [stages.scan_random_neighbours]
 cmd = ["scan-cluster"]
 inputs = { weights = "pretext.weights", train = "ingest.train", test = "ingest.test", neighbors_train = "random_neighbours.parquet", neighbors_test = "mine.test" }
-params = { epochs = 15, batch_size = 128, lr = 5e-4, entropy_weight = 5.0, cutout = 8, seed = 0 }
+params = SCAN_PARAMS
 outputs = ["weights", "curves"]
 
 [stages.evaluate_random_neighbours]
@@ -135,7 +144,7 @@ fn random_init_acc(ws: &Workspace, test: &Path, seed: i64) -> f64 {
 #[test]
 fn learns_beyond_kmeans_and_random_init() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", PIPELINE);
+    ws.write("pipeline.toml", &pipeline());
     write_random_neighbours(&ws.join("random_neighbours.parquet"), TRAIN);
     let start = std::time::Instant::now();
     let out = ws
