@@ -11,6 +11,7 @@
 // libtorch's C API does not offer) against the headers next to that libtorch.
 fn autocast_shim(lib: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/nn/autocast.cpp");
+    println!("cargo:rerun-if-changed=src/nn/batchnorm.cpp");
     let include = lib.parent().map(|t| t.join("include"));
     let Some(include) = include.filter(|i| i.join("ATen/autocast_mode.h").exists()) else {
         panic!("libtorch headers not found next to {}", lib.display());
@@ -24,6 +25,7 @@ fn autocast_shim(lib: &std::path::Path) {
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
         .file("src/nn/autocast.cpp")
+        .file("src/nn/batchnorm.cpp")
         .compile("scan_autocast");
 }
 

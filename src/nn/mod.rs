@@ -2,6 +2,7 @@
 //! I/O with the reference state_dict names (METHOD.md §3.1), and batched prediction (METHOD.md §8:
 //! prediction = argmax of the chosen head, probabilities = softmax).
 
+pub mod batch_norm;
 mod model;
 pub mod precision;
 mod resnet;

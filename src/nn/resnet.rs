@@ -8,6 +8,8 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::batch_norm::BatchNorm;
+
 /// Which stem the backbone uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,24 +36,17 @@ fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> 
     nn::conv2d(p, cin, cout, k, cfg)
 }
 
-fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig {
-        eps: 1e-5,
-        momentum: 0.1,
-        ws_init: nn::Init::Const(1.0),
-        bs_init: nn::Init::Const(0.0),
-        ..Default::default()
-    };
-    nn::batch_norm2d(p, c, cfg)
+fn bn(p: nn::Path, c: i64) -> BatchNorm {
+    BatchNorm::new(p, c)
 }
 
 #[derive(Debug)]
 struct BasicBlock {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn2: BatchNorm,
+    shortcut: Option<(nn::Conv2D, BatchNorm)>,
 }
 
 impl BasicBlock {
@@ -70,13 +65,13 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
+        let out = self.bn1.forward(&x.apply(&self.conv1), None, true, train);
         let short = match &self.shortcut {
             Some((c, b)) => x.apply(c).apply_t(b, train),
             None => x.shallow_clone(),
         };
-        (out + short).relu()
+        self.bn2
+            .forward(&out.apply(&self.conv2), Some(&short), true, train)
     }
 }
 
@@ -85,7 +80,7 @@ impl BasicBlock {
 pub struct ResNet18 {
     arch: Arch,
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     blocks: Vec<BasicBlock>,
     feat_dim: i64,
 }
@@ -120,7 +115,7 @@ impl ResNet18 {
 
 impl ModuleT for ResNet18 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut out = self.bn1.forward(&x.apply(&self.conv1), None, true, train);
         if self.arch == Arch::Stl {
             out = out.max_pool2d([2, 2], [2, 2], [1, 1], [1, 1], false);
         }
