@@ -59,4 +59,7 @@ def summary(path):
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"row": row, "summary": summary}[cmd](*args)
+    if cmd == "row":
+        print(json.dumps(row(*args)))
+    else:
+        summary(*args)

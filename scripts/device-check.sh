@@ -12,7 +12,8 @@
 #        scale, the CUDA k-NN and augmentation against the CPU);
 #     2. speed, side by side: our SimCLR, SCAN and self-label epochs on 50 000 32×32×3 images
 #        (Fashion-MNIST padded and tiled to RGB, in the CIFAR-10 binary format) in each precision,
-#        and PyTorch eager's SimCLR epoch (bf16 autocast + channels-last, augmentation on the GPU);
+#        with the split into augmentation and compute (SCAN_TIME_SPLIT=1), and PyTorch eager's
+#        SimCLR epoch (bf16 autocast + channels-last, augmentation on the GPU);
 #        the projected CIFAR-10 protocol time (500 + 50 + 200 epochs) from our fastest precision;
 #     3. accuracy: the full Fashion-MNIST pipeline (width 64) with a fixed budget (pretext 100,
 #        SCAN 20, self-labeling 10 epochs), ACC/NMI/ARI and the wall time per stage.
@@ -67,7 +68,7 @@ run() {
   sed -e "s#^params = { dataset = \"fashion-mnist\", splits = \[\"train\", \"test\"\] }#params = { dataset = \"cifar10\", splits = [\"train\", \"test\"] }#" \
       -e "s#/usr/share/datasets/fashion-mnist#$work/cifar#" pipelines/fashion-mnist.toml >"$sp/pipeline.toml"
   for prec in fp32 bf16 fp16; do
-    (cd "$sp" && "$bin/scan" -q run --name "$prec" \
+    (cd "$sp" && SCAN_TIME_SPLIT=1 "$bin/scan" -q run --name "$prec" \
       --set pretext.epochs=3 --set pretext.knn_every=0 --set scan.epochs=2 --set selflabel.epochs=2 \
       --set pretext.precision=$prec --set scan.precision=$prec --set selflabel.precision=$prec \
       evaluate) >"$out/speed-$prec.log" 2>&1 || echo "speed $prec: failed (see speed-$prec.log)"
@@ -77,9 +78,12 @@ run() {
       python3 - "$c" "$prec" "$st" <<'PY'
 import json, sys
 recs = json.load(open(sys.argv[1]))["records"]
-rate = recs[-1]["images_per_s"]
+last = recs[-1]
+rate = last["images_per_s"]
 n = {"pretext": 50000, "scan": 50000, "selflabel": 50000}[sys.argv[3]]
-print(f"ours {sys.argv[2]} {sys.argv[3]}: {rate:.0f} images/s, {n / rate:.2f} s/epoch (last of {len(recs)} epochs)")
+split = (f"; augmentation {last['augment_s']:.2f} s + compute {last['step_s']:.2f} s"
+         if "augment_s" in last else "")
+print(f"ours {sys.argv[2]} {sys.argv[3]}: {rate:.0f} images/s, {n / rate:.2f} s/epoch (last of {len(recs)} epochs{split})")
 PY
     done
   done | tee "$out/speed.txt"

@@ -2,7 +2,7 @@
 //!
 //! libtorch's channels-last CPU kernel vectorises along the channels, so on the 8-channel first
 //! stage of a width-8 ResNet-18 most SIMD lanes idle and training-mode BatchNorm is 3–4× slower
-//! than on NCHW tensors (BENCHMARKS.md, "BatchNorm on narrow channels-last layers"). For those
+//! than on NCHW tensors (BENCHMARKS.md, "BatchNorm on narrow channels-last layers (CPU)"). For those
 //! layers — training mode, CPU, channels-last strides, fp32 or bf16, a channel count below 16 that
 //! divides 64 — [`BatchNorm::forward_t`] runs `batchnorm.cpp`, one autograd function whose passes
 //! read the NHWC buffer as 64-lane blocks. Everything else (evaluation, CUDA, wide layers, NCHW)

@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <type_traits>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -34,18 +35,10 @@ inline float f32(T v) {
   return static_cast<float>(v);
 }
 
-// Sum of the per-thread partial lane sums.
-std::vector<double> reduce(const std::vector<double>& part, int threads) {
-  std::vector<double> total(2 * L, 0.0);
-  for (int t = 0; t < threads; ++t)
-    for (int64_t i = 0; i < 2 * L; ++i) total[i] += part[static_cast<size_t>(t) * 2 * L + i];
-  return total;
-}
-
-// Σ(x − k) and Σ(x − k)² per lane, as 2·L doubles; `k` (a per-lane constant near the mean) keeps
-// the float block sums away from cancellation.
-template <typename T>
-std::vector<double> stats(const T* x, const float* k, int64_t n) {
+// Two per-lane sums over the flat arrays, as 2·L doubles: Σu and Σv of (u, v) = term(i, lane) for
+// every element i. Floats within blocks of at most ROWS rows, doubles across blocks and threads.
+template <typename Term>
+std::vector<double> lane_sums(int64_t n, const Term& term) {
   const int threads = at::get_num_threads();
   std::vector<double> part(static_cast<size_t>(threads) * 2 * L, 0.0);
   at::parallel_for(0, n / L, ROWS, [&](int64_t begin, int64_t end) {
@@ -53,17 +46,29 @@ std::vector<double> stats(const T* x, const float* k, int64_t n) {
     for (int64_t s = begin; s < end; s += ROWS) {
       float s1[L] = {0}, s2[L] = {0};
       for (int64_t blk = s; blk < std::min(end, s + ROWS); ++blk) {
-        const T* px = x + blk * L;
         for (int64_t l = 0; l < L; ++l) {
-          const float v = f32(px[l]) - k[l];
-          s1[l] += v;
-          s2[l] += v * v;
+          const auto [u, v] = term(blk * L + l, l);
+          s1[l] += u;
+          s2[l] += v;
         }
       }
       for (int64_t l = 0; l < L; ++l) out[l] += s1[l], out[L + l] += s2[l];
     }
   });
-  return reduce(part, threads);
+  std::vector<double> total(2 * L, 0.0);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < 2 * L; ++i) total[i] += part[static_cast<size_t>(t) * 2 * L + i];
+  return total;
+}
+
+// Σ(x − k) and Σ(x − k)² per lane; `k` (a per-lane constant near the mean) keeps the float block
+// sums away from cancellation.
+template <typename T>
+std::vector<double> stats(const T* x, const float* k, int64_t n) {
+  return lane_sums(n, [&](int64_t i, int64_t l) {
+    const float v = f32(x[i]) - k[l];
+    return std::pair<float, float>(v, v * v);
+  });
 }
 
 // y = [relu]((x − k)·a + off [+ r]).
@@ -97,30 +102,16 @@ inline float grad_at(const T* dy, const T* y, int64_t i) {
   return g;
 }
 
-// Σg and Σg·(x − mean) per lane for the output gradient g (grad_at), as 2·L doubles; writes g to
-// `dz` (the residual's gradient) when DZ.
+// Σg and Σg·(x − mean) per lane for the output gradient g (grad_at); writes g to `dz` (the
+// residual's gradient) when DZ.
 template <typename T, bool RELU, bool DZ>
 std::vector<double> grad_sums(const T* dy, const T* y, const T* x, const float* mean, T* dz,
                               int64_t n) {
-  const int threads = at::get_num_threads();
-  std::vector<double> part(static_cast<size_t>(threads) * 2 * L, 0.0);
-  at::parallel_for(0, n / L, ROWS, [&](int64_t begin, int64_t end) {
-    double* out = part.data() + static_cast<size_t>(at::get_thread_num()) * 2 * L;
-    for (int64_t s = begin; s < end; s += ROWS) {
-      float s1[L] = {0}, s2[L] = {0};
-      for (int64_t blk = s; blk < std::min(end, s + ROWS); ++blk) {
-        const T* px = x + blk * L;
-        for (int64_t l = 0; l < L; ++l) {
-          const float g = grad_at<T, RELU>(dy, y, blk * L + l);
-          if constexpr (DZ) dz[blk * L + l] = static_cast<T>(g);
-          s1[l] += g;
-          s2[l] += g * (f32(px[l]) - mean[l]);
-        }
-      }
-      for (int64_t l = 0; l < L; ++l) out[l] += s1[l], out[L + l] += s2[l];
-    }
+  return lane_sums(n, [&](int64_t i, int64_t l) {
+    const float g = grad_at<T, RELU>(dy, y, i);
+    if constexpr (DZ) dz[i] = static_cast<T>(g);
+    return std::pair<float, float>(g, g * (f32(x[i]) - mean[l]));
   });
-  return reduce(part, threads);
 }
 
 // dx = g·a + (x − mean)·k1 + k0 for the output gradient g (grad_at).

@@ -312,14 +312,10 @@ impl Task for ScanTask<'_> {
         (self.sums, self.steps) = ((0.0, 0.0, 0.0), 0);
     }
 
-    type Forward = (Vec<Tensor>, Vec<Tensor>);
+    /// The augmented anchors and their augmented drawn neighbours.
+    type Input = (Tensor, Tensor);
 
-    fn forward(
-        &mut self,
-        model: &Model,
-        batch: &[i64],
-        rng: &mut AugRng,
-    ) -> Result<Self::Forward, TrainError> {
+    fn inputs(&mut self, batch: &[i64], rng: &mut AugRng) -> Result<(Tensor, Tensor), TrainError> {
         let idx = engine::batch_index(batch, self.device);
         let cols_drawn: Vec<i64> = batch
             .iter()
@@ -338,6 +334,16 @@ impl Task for ScanTask<'_> {
             .view([-1]);
         let xa = self.aug.apply(&self.images.index_select(0, &idx), rng);
         let xn = self.aug.apply(&self.images.index_select(0, &nidx), rng);
+        Ok((xa, xn))
+    }
+
+    type Forward = (Vec<Tensor>, Vec<Tensor>);
+
+    fn forward(
+        &mut self,
+        model: &Model,
+        (xa, xn): (Tensor, Tensor),
+    ) -> Result<Self::Forward, TrainError> {
         Ok(scan_forward(model, &xa, &xn, self.head_only))
     }
 

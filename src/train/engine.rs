@@ -9,6 +9,13 @@
 //! Every epoch's randomness is derived from (seed, epoch), and the checkpoint holds everything the
 //! loop and the task change (model, optimizer moments and step, loss scale, the task's state), so a
 //! resumed run continues as an uninterrupted one would.
+//!
+//! Each epoch's record splits its time into `augment_s` (building the batches' inputs, [`Task::inputs`])
+//! and `step_s` (forward, loss, backward, optimizer). On CUDA, where kernels run asynchronously,
+//! the split is measured only when `SCAN_TIME_SPLIT=1` (it synchronises the device around each
+//! batch's augmentation, which costs some throughput); on the CPU it is always exact.
+
+use std::time::Instant;
 
 use tch::{Device, Tensor};
 
@@ -91,17 +98,19 @@ pub trait Task {
     /// Start of `epoch`: reset accumulators, derive the task's own per-epoch RNG streams.
     fn begin_epoch(&mut self, _epoch: usize) {}
 
+    /// What one batch's forward pass takes: the augmented views and whatever else it needs.
+    type Input;
+
+    /// The inputs of the batch of image indices `batch`, its augmentation drawn from `rng`. Runs
+    /// outside autocast; the loop times it apart from the rest of the step (`augment_s`).
+    fn inputs(&mut self, batch: &[i64], rng: &mut AugRng) -> Result<Self::Input, TrainError>;
+
     /// What the forward pass returns (embeddings, logits) for [`Task::loss`].
     type Forward;
 
-    /// Forward pass on the batch of image indices `batch` (its augmentation drawn from `rng`),
-    /// under the run's autocast: convolutions and matrix products in bf16/fp16 where asked.
-    fn forward(
-        &mut self,
-        model: &Model,
-        batch: &[i64],
-        rng: &mut AugRng,
-    ) -> Result<Self::Forward, TrainError>;
+    /// Forward pass on one batch's inputs under the run's autocast: convolutions and matrix
+    /// products in bf16/fp16 where asked.
+    fn forward(&mut self, model: &Model, input: Self::Input) -> Result<Self::Forward, TrainError>;
 
     /// The loss of the batch from the forward outputs, outside autocast: in fp32 (outputs of a
     /// lower precision are cast up first, [`fp32`]), so similarities and probabilities keep full
@@ -197,10 +206,12 @@ pub fn fit<T: Task>(
         task.begin_epoch(epoch);
         let mut progress = EpochProgress::new(cfg.stage, epoch, cfg.epochs, batches.len());
         let mut overflows = 0usize;
+        let mut split = TimeSplit::new(device);
         for batch in &batches {
+            let input = split.augment(|| task.inputs(batch, &mut rng))?;
             let forward = cfg
                 .precision
-                .autocast(device, || task.forward(model, batch, &mut rng))?;
+                .autocast(device, || task.forward(model, input))?;
             let step = task.loss(forward, batch)?;
             match step {
                 StepLoss::Skip { message } => progress.step(batch.len(), &message),
@@ -217,6 +228,7 @@ pub fn fit<T: Task>(
         let mut rec = Record::new();
         rec.insert("epoch".into(), epoch as f64);
         rec.insert("lr".into(), lr);
+        split.record(&mut rec);
         if let Some(s) = &scaler {
             rec.insert("loss_scale".into(), s.scale);
             rec.insert("overflow_steps".into(), overflows as f64);
@@ -233,6 +245,53 @@ pub fn fit<T: Task>(
         common::save_epoch(model, opt, epoch, &curves, extra, json)?;
     }
     Ok(curves)
+}
+
+/// An epoch's time split: seconds spent in [`Task::inputs`] and in the rest of the batches.
+struct TimeSplit {
+    start: Instant,
+    augment_s: f64,
+    /// The device to synchronise around the augmentation (CUDA with `SCAN_TIME_SPLIT=1`).
+    sync: Option<Device>,
+    /// Whether the split is measured at all (not on CUDA without `SCAN_TIME_SPLIT=1`).
+    measured: bool,
+}
+
+impl TimeSplit {
+    fn new(device: Device) -> Self {
+        let requested = std::env::var("SCAN_TIME_SPLIT").is_ok_and(|v| v == "1");
+        TimeSplit {
+            start: Instant::now(),
+            augment_s: 0.0,
+            sync: (device.is_cuda() && requested).then_some(device),
+            measured: !device.is_cuda() || requested,
+        }
+    }
+
+    fn synchronize(&self) {
+        if let Some(Device::Cuda(i)) = self.sync {
+            tch::Cuda::synchronize(i as i64);
+        }
+    }
+
+    /// Runs `f` (a batch's inputs), adding its time to `augment_s`.
+    fn augment<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        self.synchronize();
+        let t = Instant::now();
+        let out = f();
+        self.synchronize();
+        self.augment_s += t.elapsed().as_secs_f64();
+        out
+    }
+
+    /// `augment_s` and `step_s` (the rest of the epoch's batches) into `rec`.
+    fn record(&self, rec: &mut Record) {
+        if self.measured {
+            let total = self.start.elapsed().as_secs_f64();
+            rec.insert("augment_s".into(), self.augment_s);
+            rec.insert("step_s".into(), (total - self.augment_s).max(0.0));
+        }
+    }
 }
 
 /// `t` in fp32 (a no-op for fp32 tensors): forward outputs made under autocast are bf16/fp16.

@@ -74,18 +74,19 @@ impl Task for PretextTask<'_> {
         (self.loss_sum, self.steps) = (0.0, 0);
     }
 
-    type Forward = Tensor;
+    type Input = Tensor;
 
-    fn forward(
-        &mut self,
-        model: &Model,
-        batch: &[i64],
-        rng: &mut AugRng,
-    ) -> Result<Tensor, TrainError> {
+    fn inputs(&mut self, batch: &[i64], rng: &mut AugRng) -> Result<Tensor, TrainError> {
         let x = engine::batch_images(&self.images, batch);
         let v0 = self.aug.apply(&x, rng);
         let v1 = self.aug.apply(&x, rng);
-        Ok(model.simclr_forward(&Tensor::cat(&[v0, v1], 0), true))
+        Ok(Tensor::cat(&[v0, v1], 0))
+    }
+
+    type Forward = Tensor;
+
+    fn forward(&mut self, model: &Model, views: Tensor) -> Result<Tensor, TrainError> {
+        Ok(model.simclr_forward(&views, true))
     }
 
     fn loss(&mut self, z: Tensor, _batch: &[i64]) -> Result<StepLoss, TrainError> {

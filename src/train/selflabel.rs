@@ -110,24 +110,27 @@ impl Task for SelflabelTask<'_> {
         self.sums = EpochSums::default();
     }
 
+    /// The weak and the strong view of the batch.
+    type Input = (Tensor, Tensor);
+
+    fn inputs(&mut self, batch: &[i64], rng: &mut AugRng) -> Result<(Tensor, Tensor), TrainError> {
+        let x = engine::batch_images(&self.images, batch);
+        let weak = self.weak.apply(&x, rng);
+        Ok((weak, self.strong.apply(&x, rng)))
+    }
+
     type Forward = (Tensor, Tensor);
 
     fn forward(
         &mut self,
         model: &Model,
-        batch: &[i64],
-        rng: &mut AugRng,
+        (weak, strong): (Tensor, Tensor),
     ) -> Result<(Tensor, Tensor), TrainError> {
-        let x = engine::batch_images(&self.images, batch);
         let weak_logits = {
             let _g = tch::no_grad_guard();
-            model
-                .cluster_forward(&self.weak.apply(&x, rng), true)
-                .remove(0)
+            model.cluster_forward(&weak, true).remove(0)
         };
-        let strong_logits = model
-            .cluster_forward(&self.strong.apply(&x, rng), true)
-            .remove(0);
+        let strong_logits = model.cluster_forward(&strong, true).remove(0);
         Ok((weak_logits, strong_logits))
     }
 

@@ -287,6 +287,14 @@ fn kill_9_then_resume(precision: &str) -> crate::common::Workspace {
         .map(|r| r["epoch"].as_f64().unwrap())
         .collect();
     assert_eq!(epochs, [0.0, 1.0, 2.0, 3.0]);
+    // Each epoch's time, split into building the batches' augmented views and the rest of the
+    // steps (on the CPU always measured).
+    for r in curves["records"].as_array().unwrap() {
+        for k in ["augment_s", "step_s"] {
+            let v = r[k].as_f64().unwrap_or(-1.0);
+            assert!(v > 0.0 && v.is_finite(), "{k} = {v} in {r}");
+        }
+    }
     // The resumed run ends exactly where an uninterrupted one does.
     let straight = ws.join("straight");
     stage(
