@@ -2,13 +2,15 @@
 //!
 //! libtorch's channels-last CPU kernel vectorises along the channels, so on the 8-channel first
 //! stage of a width-8 ResNet-18 most SIMD lanes idle and training-mode BatchNorm is 3–4× slower
-//! than on NCHW tensors (BENCHMARKS.md, "BatchNorm on narrow channels-last layers (CPU)"). For those
-//! layers — training mode, CPU, channels-last strides, fp32 or bf16, a channel count below 16 that
-//! divides 64 — [`BatchNorm::forward_t`] runs `batchnorm.cpp`, one autograd function whose passes
-//! read the NHWC buffer as 64-lane blocks. Everything else (evaluation, CUDA, wide layers, NCHW)
-//! runs libtorch's `batch_norm`. Both compute `torch.nn.functional.batch_norm` (batch statistics,
-//! running statistics updated with `momentum` and the unbiased variance); they differ only in
-//! floating-point summation order (tested against libtorch below and in the integration tests).
+//! than on NCHW tensors (BENCHMARKS.md, "BatchNorm on narrow channels-last layers (CPU)"). For
+//! those layers — training mode, CPU, channels-last strides, fp32 or bf16, a channel count below 16
+//! that divides 64 — [`BatchNorm::forward`] runs `batchnorm.cpp`: the BatchNorm together with the
+//! residual sum and the ReLU that follow it in a ResNet block, as one autograd function whose
+//! passes read the NHWC buffer as 64-lane blocks. Everything else (evaluation, CUDA, wide layers,
+//! NCHW) runs libtorch's `batch_norm`, `add` and `relu`. Both compute
+//! `torch.nn.functional.batch_norm` (batch statistics, running statistics updated with `momentum`
+//! and the unbiased variance); they differ only in floating-point rounding (tested against
+//! libtorch below).
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Once;
@@ -199,8 +201,8 @@ mod tests {
     }
 
     /// Runs `[relu](bn(x) [+ r])` forward and backward under the narrow kernel or libtorch's
-    /// `batch_norm` + `add` + `relu` ([`with_libtorch_batch_norm`]): the output, the gradients of x, weight, bias
-    /// and r, and the running statistics.
+    /// `batch_norm` + `add` + `relu` ([`with_libtorch_batch_norm`]): the output, the gradients of
+    /// x, weight, bias and r, and the running statistics.
     fn run(native: bool, x: &Tensor, r: Option<&Tensor>, relu: bool, dy: &Tensor) -> Vec<Tensor> {
         let mut vs = nn::VarStore::new(Device::Cpu);
         let bn = BatchNorm::new(vs.root() / "bn", x.size()[1]);

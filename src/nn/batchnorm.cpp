@@ -35,8 +35,9 @@ inline float f32(T v) {
   return static_cast<float>(v);
 }
 
-// Two per-lane sums over the flat arrays, as 2·L doubles: Σu and Σv of (u, v) = term(i, lane) for
-// every element i. Floats within blocks of at most ROWS rows, doubles across blocks and threads.
+// Two per-lane sums over the flat arrays, as 2·L doubles: Σu and Σv of (u, v) = term(i, lane)
+// for every element i. Floats within blocks of at most ROWS rows, doubles across blocks and
+// threads.
 template <typename Term>
 std::vector<double> lane_sums(int64_t n, const Term& term) {
   const int threads = at::get_num_threads();
@@ -61,8 +62,8 @@ std::vector<double> lane_sums(int64_t n, const Term& term) {
   return total;
 }
 
-// Σ(x − k) and Σ(x − k)² per lane; `k` (a per-lane constant near the mean) keeps the float block
-// sums away from cancellation.
+// Σ(x − k) and Σ(x − k)² per lane; `k` (a per-lane constant near the mean) keeps the float
+// block sums away from cancellation.
 template <typename T>
 std::vector<double> stats(const T* x, const float* k, int64_t n) {
   return lane_sums(n, [&](int64_t i, int64_t l) {
@@ -204,9 +205,9 @@ struct ChannelsLastBatchNorm : public torch::autograd::Function<ChannelsLastBatc
     const auto a = lanes(scale), off = lanes(offset);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "scan_bn_forward", [&] {
       with_flags(res, relu, [&](auto res_c, auto relu_c) {
-        normalize<scalar_t, decltype(res_c)::value, decltype(relu_c)::value>(y.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
-                                       res ? r.const_data_ptr<scalar_t>() : nullptr, shift.data(),
-                                       a.data(), off.data(), n);
+        normalize<scalar_t, decltype(res_c)::value, decltype(relu_c)::value>(
+            y.mutable_data_ptr<scalar_t>(), x.const_data_ptr<scalar_t>(),
+            res ? r.const_data_ptr<scalar_t>() : nullptr, shift.data(), a.data(), off.data(), n);
       });
     });
     {
@@ -290,7 +291,8 @@ at::Tensor* scan_bn_channels_last(at::Tensor* x, at::Tensor* weight, at::Tensor*
   try {
     TORCH_CHECK(x->dim() == 4 && x->device().is_cpu(), "a 4-D CPU tensor");
     const int64_t c = x->size(1);
-    TORCH_CHECK(c > 0 && L % c == 0 && x->numel() % L == 0, "C dividing 64, numel a multiple of 64");
+    TORCH_CHECK(c > 0 && L % c == 0 && x->numel() % L == 0,
+                "C dividing 64, numel a multiple of 64");
     TORCH_CHECK(x->scalar_type() == at::kFloat || x->scalar_type() == at::kBFloat16,
                 "fp32 or bf16 input");
     TORCH_CHECK(!residual || residual->sizes() == x->sizes(), "a residual of the input's shape");
