@@ -36,10 +36,6 @@ fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> 
     nn::conv2d(p, cin, cout, k, cfg)
 }
 
-fn bn(p: nn::Path, c: i64) -> BatchNorm {
-    BatchNorm::new(p, c)
-}
-
 #[derive(Debug)]
 struct BasicBlock {
     conv1: nn::Conv2D,
@@ -53,13 +49,16 @@ impl BasicBlock {
     fn new(p: &nn::Path, cin: i64, cout: i64, stride: i64) -> Self {
         let shortcut = (stride != 1 || cin != cout).then(|| {
             let s = p / "shortcut";
-            (conv(&s / "0", cin, cout, 1, stride, 0), bn(&s / "1", cout))
+            (
+                conv(&s / "0", cin, cout, 1, stride, 0),
+                BatchNorm::new(&s / "1", cout),
+            )
         });
         BasicBlock {
             conv1: conv(p / "conv1", cin, cout, 3, stride, 1),
-            bn1: bn(p / "bn1", cout),
+            bn1: BatchNorm::new(p / "bn1", cout),
             conv2: conv(p / "conv2", cout, cout, 3, 1, 1),
-            bn2: bn(p / "bn2", cout),
+            bn2: BatchNorm::new(p / "bn2", cout),
             shortcut,
         }
     }
@@ -101,7 +100,7 @@ impl ResNet18 {
         ResNet18 {
             arch,
             conv1: conv(p / "conv1", in_channels, width, 3, 1, 1),
-            bn1: bn(p / "bn1", width),
+            bn1: BatchNorm::new(p / "bn1", width),
             blocks,
             feat_dim: 8 * width,
         }
